@@ -1,0 +1,86 @@
+"""tinycnn's compute kernels: one contract, three backends.
+
+This folder installs as ``tinycnn.kernels`` (setuptools ``package-dir``); it is never a
+top-level ``kernels`` package (that name belongs to an unrelated PyPI project), so importing
+it under any other name is refused below.
+
+Backends
+--------
+``reference`` (NumPy, the documented formulas, the oracle), ``cpu`` (Numba, parallel),
+``cuda`` (numba-cuda). Each module exposes every name in :data:`CONTRACT` with the same
+signature. ``ctx`` values are opaque to callers: a backend keeps in them whatever its backward
+needs (device arrays for ``cuda``).
+
+Layout and dtypes: images are NHWC; kernels take float32 (normal work) or float64 (gradient
+checks) and return arrays of the input's dtype. Kernel weights are (KH, KW, C, F); dense
+weights are (D_in, D_out).
+
+The contract (shapes use N, H, W, C, KH, KW, OH, OW, F):
+
+- ``asarray(x, dtype=None)`` -> a backend array (host -> backend); ``to_numpy(a)`` -> numpy.
+- ``conv2d_forward(x, w, b, stride, padding, activation) -> (y, ctx)``;
+  x (N,H,W,C), w (KH,KW,C,F), b (F,) or None, stride (sh, sw), padding 'valid' | 'same',
+  activation one of :data:`ELEMENTWISE` (applied after the bias, fused). y (N,OH,OW,F).
+- ``conv2d_backward(dy, ctx, need_dx=True) -> (dx, dw, db)``; db is None when b was None;
+  dx is None when ``need_dx`` is False (the first layer needs no input gradient).
+- ``maxpool2d_forward(x, pool, stride, padding) -> (y, ctx)``; ``maxpool2d_backward(dy, ctx) -> dx``.
+- ``global_avgpool_forward(x) -> (y, ctx)`` y (N,C); ``global_avgpool_backward(dy, ctx) -> dx``.
+- ``dense_forward(x, w, b, activation) -> (y, ctx)`` x (N,D), w (D,U), b (U,) or None;
+  ``dense_backward(dy, ctx, need_dx=True) -> (dx, dw, db)`` (dx None unless need_dx).
+- ``activation_forward(x, kind, alpha=0.0) -> (y, ctx)``; kind in :data:`ACTIVATIONS`
+  (softmax over the last axis); ``activation_backward(dy, ctx) -> dx``.
+- ``batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training)
+  -> (y, ctx)``: normalises over every axis but the last; in training, uses batch statistics
+  and updates ``running_mean``/``running_var`` in place (Keras momentum convention:
+  ``running = momentum * running + (1 - momentum) * batch``, batch variance biased).
+  ``batchnorm_backward(dy, ctx) -> (dx, dgamma, dbeta)``.
+- ``dropout_forward(x, rate, seed) -> (y, ctx)`` (inverted dropout, mask from
+  ``numpy.random.default_rng(seed)``, ``keep = u >= rate`` with ``u`` float32 uniform of x's
+  shape); ``dropout_backward(dy, ctx) -> dx``.
+- ``loss_forward(kind, y_pred, y_true, sample_weight, from_logits, gamma=2.0, alpha=None)
+  -> (loss, ctx)``: loss is a float, ``sum_i w_i * l_i / N`` (Keras "sum over batch size");
+  ``loss_backward(ctx) -> d y_pred``. kind in :data:`LOSSES`; ``sample_weight`` (N,) or None.
+  With from_logits the stable log-sum-exp forms are used.
+- ``sgd_update(p, g, velocity, lr, momentum, nesterov)`` and
+  ``adam_update(p, g, m, v, lr, beta_1, beta_2, epsilon, t)``: update in place, return None.
+"""
+
+if __name__ != "tinycnn.kernels":  # pragma: no cover - guard against a second copy
+    raise ImportError(
+        "the kernels folder must be imported as 'tinycnn.kernels' (install tinycnn with "
+        "`pip install -e .`); importing it as a top-level 'kernels' would load a second copy "
+        "and shadow the unrelated PyPI package of that name"
+    )
+
+ELEMENTWISE = ("linear", "relu", "sigmoid", "tanh")
+ACTIVATIONS = ("linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
+LOSSES = (
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+    "mse",
+    "binary_focal_crossentropy",
+)
+
+CONTRACT = (
+    "asarray",
+    "to_numpy",
+    "conv2d_forward",
+    "conv2d_backward",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "global_avgpool_forward",
+    "global_avgpool_backward",
+    "dense_forward",
+    "dense_backward",
+    "activation_forward",
+    "activation_backward",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "dropout_forward",
+    "dropout_backward",
+    "loss_forward",
+    "loss_backward",
+    "sgd_update",
+    "adam_update",
+)

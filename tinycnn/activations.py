@@ -1,0 +1,24 @@
+"""Activation names accepted by layers (Keras spelling)."""
+
+from .errors import ConfigError
+from .kernels import ACTIVATIONS
+
+ALIASES = {None: "linear", "linear": "linear", "relu": "relu", "sigmoid": "sigmoid",
+           "tanh": "tanh", "softmax": "softmax", "leaky_relu": "leaky_relu"}
+
+
+def resolve(name):
+    """Return the canonical name of an activation (``None`` means linear).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name (the message lists the known ones).
+    """
+    if isinstance(name, str) or name is None:
+        key = ALIASES.get(name if name is None else name.lower())
+        if key in ACTIVATIONS:
+            return key
+    raise ConfigError(
+        f"unknown activation {name!r}; choose one of {sorted(k for k in ALIASES if k)} or None"
+    )

@@ -1,0 +1,1 @@
+"""Medical image data: loaders, preprocessing, augmentation, splits, synthetic sets."""

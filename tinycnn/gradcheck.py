@@ -1,0 +1,160 @@
+"""Numerical gradient checks: every analytic gradient against central finite differences.
+
+The check runs in float64 on the reference (NumPy) backend. For a layer it uses the scalar
+``L = sum(y * r)`` with a fixed random ``r`` (so ``dy = r``); for a model, the model's own
+loss on given labels. Each parameter and the input are compared element by element (or, for
+tensors larger than ``max_elements``, along random directions, as Chainer's
+``check_backward`` does): ``(L(t + h e) - L(t - h e)) / 2h`` against ``<grad, e>``.
+
+The error reported for a tensor is ``max |analytic - numeric| / max(max |analytic|,
+max |numeric|, 1e-8)``: relative to the gradient's scale, so elements near zero do not make
+a correct gradient look wrong.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import backend
+
+
+@dataclass
+class GradcheckResult:
+    """Maximum relative error per checked tensor (``'input'`` and each parameter name)."""
+
+    errors: dict = field(default_factory=dict)
+
+    @property
+    def max_error(self):
+        return max(self.errors.values()) if self.errors else 0.0
+
+    def ok(self, tol=1e-6):
+        return self.max_error <= tol
+
+
+def _rel_err(a, n):
+    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(n))), 1e-8)
+    return float(np.max(np.abs(a - n))) / scale
+
+
+def _check_tensor(t, grad, f, h, max_elements, n_directions, rng):
+    """Compare ``grad`` (dL/dt) with central differences of ``f()`` perturbing ``t`` in place."""
+    if t.size <= max_elements:
+        num = np.zeros_like(t)
+        flat, nflat = t.reshape(-1), num.reshape(-1)
+        for k in range(flat.size):
+            old = flat[k]
+            flat[k] = old + h
+            fp = f()
+            flat[k] = old - h
+            fm = f()
+            flat[k] = old
+            nflat[k] = (fp - fm) / (2 * h)
+        return _rel_err(grad, num)
+    an, nu = [], []
+    for _ in range(n_directions):
+        e = rng.standard_normal(t.shape)
+        e /= np.linalg.norm(e)
+        old = t.copy()
+        t += h * e
+        fp = f()
+        t[...] = old - h * e
+        fm = f()
+        t[...] = old
+        an.append(float(np.sum(grad * e)))
+        nu.append((fp - fm) / (2 * h))
+    return _rel_err(np.array(an), np.array(nu))
+
+
+def gradcheck(target, x, y=None, h=1e-6, max_elements=400, n_directions=20, seed=0):
+    """Check every parameter and input gradient of a layer or a compiled model.
+
+    Parameters
+    ----------
+    target : tinycnn Layer or Sequential
+        A model must be compiled (its loss is the checked function); ``y`` its labels.
+    x : array (N, ...)
+        Inputs (cast to float64).
+    h : float
+        Finite-difference step.
+    max_elements : int
+        Tensors up to this size are checked element by element, larger ones along
+        ``n_directions`` random directions.
+
+    Returns
+    -------
+    GradcheckResult
+    """
+    from .models import Sequential
+
+    rng = np.random.default_rng(seed)
+    x = np.array(x, dtype=np.float64)
+    with backend.use_backend("numpy"):
+        if isinstance(target, Sequential):
+            return _check_model(target, x, y, h, max_elements, n_directions, rng)
+        return _check_layer(target, x, h, max_elements, n_directions, rng)
+
+
+def _check_layer(layer, x, h, max_elements, n_directions, rng):
+    if not layer.built:
+        layer.dtype = np.dtype("float64")
+        layer.build(x.shape[1:])
+    elif layer.dtype != np.float64:
+        layer.dtype = np.dtype("float64")
+        layer.set_weights([w.astype(np.float64) for w in layer.get_weights()])
+    from .random import get_state, set_state
+
+    state = get_state()
+
+    def run():
+        set_state(state)  # dropout draws its mask from the generator: the same mask every run
+        return layer.forward(x, training=True)
+
+    y0 = run()
+    r = rng.standard_normal(np.shape(y0))
+
+    def f():
+        state_before = {k: v.copy() for k, v in getattr(layer, "state", {}).items()}
+        out = float(np.sum(run() * r))
+        for k, v in state_before.items():  # batch norm: the running statistics must not drift
+            layer.state[k][...] = v
+        return out
+
+    f()
+    run()
+    dx = layer.backward(r.copy())
+    grads = {k: np.array(v) for k, v in layer.grads.items()}
+    res = GradcheckResult()
+    res.errors["input"] = _check_tensor(x, dx, f, h, max_elements, n_directions, rng)
+    for k, p in layer.params.items():
+        res.errors[k] = _check_tensor(p, grads[k], f, h, max_elements, n_directions, rng)
+    return res
+
+
+def _check_model(model, x, y, h, max_elements, n_directions, rng):
+    if y is None:
+        raise ValueError("a model gradcheck needs labels y")
+    if model.dtype != np.float64:
+        model.set_dtype("float64")
+    x, yv = model._prepare(x, y)
+    fused = model._fused
+
+    def f():
+        out = model._forward(x, training=False, logits=fused)
+        loss, _ = model._loss(out, yv, None)
+        return loss
+
+    out = model._forward(x, training=False, logits=fused)
+    _, lctx = model._loss(out, yv, None)
+    d = backend.get().loss_backward(lctx)
+    for layer in reversed(model.layers):
+        d = layer.backward(d)
+    dx = d
+    grads = [{k: np.array(v) for k, v in l.grads.items()} for l in model.layers]
+    res = GradcheckResult()
+    res.errors["input"] = _check_tensor(x, dx, f, h, max_elements, n_directions, rng)
+    for i, layer in enumerate(model.layers):
+        for k, p in layer.params.items():
+            res.errors[f"{layer.name}.{k}"] = _check_tensor(p, grads[i][k], f, h, max_elements,
+                                                            n_directions, rng)
+    return res

@@ -1,0 +1,193 @@
+"""Dense, Flatten, Dropout and the activation layers."""
+
+import numpy as np
+
+from .. import backend
+from ..activations import resolve
+from ..errors import ConfigError, ShapeError
+from ..initializers import get as get_initializer
+from ..initializers import initialize
+from ..kernels import ELEMENTWISE
+from ..random import generator
+from .base import Layer, positive_int
+
+
+class Dense(Layer):
+    """Fully connected layer: ``y = act(x @ w + b)``, x (N, D), w (D, U), b (U,)."""
+
+    has_activation = True
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.units = positive_int(units, "units")
+        self.activation = resolve(activation)
+        self.use_bias = bool(use_bias)
+        get_initializer(kernel_initializer), get_initializer(bias_initializer)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ShapeError(
+                f"{self.name}: Dense expects flat inputs (D,), got {tuple(input_shape)}; "
+                "add a Flatten() or GlobalAveragePooling2D() layer before it"
+            )
+        return (self.units,)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        p = {"kernel": initialize(self.kernel_initializer, (input_shape[0], self.units), self.dtype)}
+        if self.use_bias:
+            p["bias"] = initialize(self.bias_initializer, (self.units,), self.dtype)
+        self._set_params(**p)
+
+    def forward(self, x, training=False, logits=False):
+        B = backend.get()
+        act = "linear" if logits else self.activation
+        fused = act if act in ELEMENTWISE else "linear"
+        y, ctx = B.dense_forward(x, self.params["kernel"], self.params.get("bias"), fused)
+        actx = None
+        if fused != act:
+            y, actx = B.activation_forward(y, act)
+        self._ctx = (ctx, actx)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        B = backend.get()
+        ctx, actx = self._ctx
+        if actx is not None:
+            dy = B.activation_backward(dy, actx)
+        dx, dw, db = B.dense_backward(dy, ctx, need_dx=need_dx)
+        self.grads["kernel"] = dw
+        if self.use_bias:
+            self.grads["bias"] = db
+        self._ctx = None
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer}
+
+
+class Flatten(Layer):
+    """(N, H, W, C) -> (N, H*W*C), row-major (so w rows follow NHWC order)."""
+
+    def compute_output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, training=False):
+        self._ctx = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        return dy.reshape(self._ctx)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training zero each value with probability ``rate`` and scale the rest
+    by ``1 / (1 - rate)``; identity in inference. Masks come from tinycnn's seeded generator."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ConfigError(f"Dropout rate must be a float in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0:
+            self._ctx = None
+            return x
+        seed = int(generator().integers(2**63 - 1))
+        y, self._ctx = backend.get().dropout_forward(x, self.rate, seed)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        if self._ctx is None:
+            return dy
+        dx = backend.get().dropout_backward(dy, self._ctx)
+        self._ctx = None
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+class Activation(Layer):
+    """Apply an activation by name: ``Activation('relu')``."""
+
+    has_activation = True
+
+    def __init__(self, activation, **kwargs):
+        self.alpha = float(kwargs.pop("alpha", 0.0))
+        super().__init__(**kwargs)
+        self.activation = resolve(activation)
+
+    def forward(self, x, training=False, logits=False):
+        if logits or self.activation == "linear":
+            self._ctx = None
+            return x
+        y, self._ctx = backend.get().activation_forward(x, self.activation, self.alpha)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        if self._ctx is None:
+            return dy
+        dx = backend.get().activation_backward(dy, self._ctx)
+        self._ctx = None
+        return dx
+
+    def get_config(self):
+        cfg = {**super().get_config(), "activation": self.activation}
+        if self.activation == "leaky_relu":
+            cfg["alpha"] = self.alpha
+        return cfg
+
+
+class ReLU(Activation):
+    def __init__(self, **kwargs):
+        super().__init__("relu", **kwargs)
+
+    def get_config(self):
+        return {k: v for k, v in super().get_config().items() if k != "activation"}
+
+
+class LeakyReLU(Activation):
+    """``y = x if x > 0 else alpha * x`` (Keras 3 calls alpha ``negative_slope``; both work)."""
+
+    def __init__(self, negative_slope=0.3, alpha=None, **kwargs):
+        slope = negative_slope if alpha is None else alpha
+        if not isinstance(slope, (int, float)) or isinstance(slope, bool) or slope < 0:
+            raise ConfigError(f"LeakyReLU negative_slope must be a float >= 0, got {slope!r}")
+        super().__init__("leaky_relu", alpha=float(slope), **kwargs)
+
+    def get_config(self):
+        cfg = {k: v for k, v in super().get_config().items() if k not in ("activation", "alpha")}
+        return {**cfg, "negative_slope": self.alpha}
+
+
+class Sigmoid(Activation):
+    def __init__(self, **kwargs):
+        super().__init__("sigmoid", **kwargs)
+
+    def get_config(self):
+        return {k: v for k, v in super().get_config().items() if k != "activation"}
+
+
+class Tanh(Activation):
+    def __init__(self, **kwargs):
+        super().__init__("tanh", **kwargs)
+
+    def get_config(self):
+        return {k: v for k, v in super().get_config().items() if k != "activation"}
+
+
+class Softmax(Activation):
+    """Softmax over the last axis."""
+
+    def __init__(self, **kwargs):
+        super().__init__("softmax", **kwargs)
+
+    def get_config(self):
+        return {k: v for k, v in super().get_config().items() if k != "activation"}

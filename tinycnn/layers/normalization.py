@@ -1,0 +1,67 @@
+"""BatchNormalization over the channel (last) axis."""
+
+import numpy as np
+
+from .. import backend
+from ..errors import ConfigError
+from .base import Layer
+
+
+class BatchNormalization(Layer):
+    """``y = gamma * (x - mean) / sqrt(var + epsilon) + beta`` per channel.
+
+    Training uses the batch statistics and updates the moving ones
+    (``moving = momentum * moving + (1 - momentum) * batch``, Keras' convention);
+    inference uses the moving statistics. The moving statistics are state, not trained
+    parameters: they are saved with the weights but get no gradient.
+    """
+
+    def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1), got {momentum!r}")
+        if not epsilon > 0:
+            raise ConfigError(f"epsilon must be > 0, got {epsilon!r}")
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.state = {}
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        C = input_shape[-1]
+        self._set_params(gamma=np.ones(C), beta=np.zeros(C))
+        self.set_state(moving_mean=np.zeros(C), moving_variance=np.ones(C))
+
+    def set_state(self, **arrays):
+        B = backend.get()
+        for k, v in arrays.items():
+            self.state[k] = B.asarray(np.asarray(v, dtype=self.dtype))
+
+    def forward(self, x, training=False):
+        B = backend.get()
+        y, self._ctx = B.batchnorm_forward(
+            x, self.params["gamma"], self.params["beta"], self.state["moving_mean"],
+            self.state["moving_variance"], self.momentum, self.epsilon, training)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        dx, dgamma, dbeta = backend.get().batchnorm_backward(dy, self._ctx)
+        self.grads["gamma"], self.grads["beta"] = dgamma, dbeta
+        self._ctx = None
+        return dx
+
+    def get_weights(self):
+        B = backend.get()
+        return super().get_weights() + [np.array(B.to_numpy(self.state[k]))
+                                        for k in ("moving_mean", "moving_variance")]
+
+    def set_weights(self, weights):
+        if len(weights) != 4:
+            from ..errors import ShapeError
+
+            raise ShapeError(f"layer {self.name!r} expects 4 weight arrays, got {len(weights)}")
+        super().set_weights(weights[:2])
+        self.set_state(moving_mean=weights[2], moving_variance=weights[3])
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
