@@ -372,8 +372,9 @@ class Sequential:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ConfigError(f"epochs must be a non-negative int, got {epochs!r}")
-        if not 0 <= validation_split < 1:
-            raise ConfigError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        if (isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.floating))
+                or not 0 <= validation_split < 1):
+            raise ConfigError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
         if y is None:
             raise ConfigError("fit() needs labels y")
         x, y = self._prepare(x, y)

@@ -102,6 +102,7 @@ def train(splits, epochs=10, batch_size=32, learning_rate=1e-3, class_weight=Non
                         class_weight=class_weight, augment=augment, verbose=verbose, callbacks=cbs,
                         checkpoint=checkpoint, resume=resume)
     model.metadata["train_seconds"] = round(time.perf_counter() - t0, 1)
+    model.metadata["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     part = splits.test if splits.test is not None else splits.val
     report = evaluate(model, *part, task=splits.task) if part is not None else None
     if out:
