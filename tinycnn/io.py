@@ -56,7 +56,7 @@ def _collect(model, include_optimizer):
             "dtype": str(model.dtype), "metadata": model.metadata}
     if model.compiled:
         meta["compile"] = {"loss": model.loss.get_config(),
-                           "metrics": [m.name for m in model.metrics]}
+                           "metrics": [m.get_config() for m in model.metrics]}
         meta["optimizer"] = {"config": model.optimizer.get_config(),
                              "iterations": model.optimizer.iterations}
         if include_optimizer:
