@@ -202,7 +202,8 @@ def _cmd_demo(args):
                              source="synthetic_chest_xrays")
     model, hist, rep = train(splits, epochs=args.epochs, batch_size=32, out=args.out,
                              verbose=1 if args.verbose else 2, seed=args.seed,
-                             augment=data.Augmenter(rotation=5, shift=0.03, brightness=0.05, contrast=0.05))
+                             augment=data.Augmenter(horizontal_flip=False, rotation=5, shift=0.03,
+                                                          brightness=0.05, contrast=0.05))
     print("\ntest set:")
     print(format_report(rep, splits.class_names))
     print(f"\nmodel written to {args.out}  ({time.perf_counter() - t0:.0f} s in all)")
@@ -214,7 +215,7 @@ def _cmd_train(args):
 
     splits = data.load_dataset(args.data, image_size=args.image_size, seed=args.seed)
     print(splits)
-    aug = data.Augmenter() if args.augment else None
+    aug = data.Augmenter(horizontal_flip=False) if args.augment else None  # left and right are anatomy
     model, hist, rep = train(splits, epochs=args.epochs, batch_size=args.batch_size,
                              learning_rate=args.learning_rate, class_weight=args.class_weight, augment=aug,
                              out=args.out, verbose=1, seed=args.seed, checkpoint=args.checkpoint,
