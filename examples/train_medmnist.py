@@ -7,7 +7,7 @@ Usage::
 The file holds ``train_images``, ``train_labels``, ``val_images``, ``val_labels``,
 ``test_images``, ``test_labels`` (the MedMNIST v2 layout; binary or multi-class labels of
 shape (N, 1)). The recipe: the pipeline's small CNN (conv blocks with batch norm, global
-average pooling), Adam 1e-3, light augmentation, early stopping on validation AUC with the best
+average pooling), Adam 1e-3, light augmentation, early stopping on the validation loss with the best
 weights restored, then the test split once.
 
 The baseline to beat is the MedMNIST v2 paper's ResNet-18 at 28x28 (Yang et al., Scientific
@@ -30,7 +30,9 @@ def run(path, epochs=20, batch_size=64, patience=5, seed=0, verbose=1, augment=T
     if splits.task == "multilabel":
         raise SystemExit("multi-label files (ChestMNIST) are not handled by this recipe")
     set_random_seed(seed)
-    aug = data.Augmenter(horizontal_flip=False, rotation=8, shift=0.05, brightness=0.1, contrast=0.1) if augment else None
+    aug = None
+    if augment:
+        aug = data.Augmenter(horizontal_flip=False, rotation=8, shift=0.05, brightness=0.1, contrast=0.1)
     model, history, _ = pipeline.train(splits, epochs=epochs, batch_size=batch_size, augment=aug,
                                        verbose=verbose, seed=seed, patience=patience)
     x, y = splits.test

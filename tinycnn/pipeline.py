@@ -43,7 +43,9 @@ def diagnosis_model(input_shape, num_classes=2, task="binary", width=16, batchno
         layers.append(Conv2D(width * 2**i, 3, padding="same", activation=None if batchnorm else "relu",
                              use_bias=not batchnorm, kernel_initializer="he_uniform", **kw))
         if batchnorm:
-            layers += [BatchNormalization(), _relu()]
+            # momentum 0.9 (not Keras' 0.99): small medical sets give few steps per epoch, and the
+            # moving statistics must settle within a few epochs for inference to be calibrated
+            layers += [BatchNormalization(momentum=0.9), _relu()]
         layers.append(MaxPooling2D(2))
     layers.append(Conv2D(width * 2**pools, 3, padding="same", activation="relu", kernel_initializer="he_uniform"))
     layers.append(GlobalAveragePooling2D())
@@ -96,7 +98,8 @@ def train(splits, epochs=10, batch_size=32, learning_rate=1e-3, class_weight=Non
                       "class_names": [str(c) for c in splits.class_names], "value_range": [0.0, 1.0]}
     cbs = list(callbacks or [])
     if splits.val is not None and patience:
-        cbs.append(C.EarlyStopping(monitor="val_auc", mode="max", patience=patience, restore_best_weights=True))
+        # on the validation loss, not AUC: AUC saturates at 1.0 early while calibration still improves
+        cbs.append(C.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
     t0 = time.perf_counter()
     history = model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=splits.val,
                         class_weight=class_weight, augment=augment, verbose=verbose, callbacks=cbs,
@@ -239,6 +242,10 @@ def _cmd_evaluate(args):
     if tuple(x.shape[1:]) != tuple(model.input_shape):
         raise ShapeError(f"images of shape {tuple(x.shape[1:])} do not fit the model's input {model.input_shape}")
     names = model.metadata.get("class_names") or splits.class_names
+    k_model = 2 if model.output_shape[-1] == 1 else model.output_shape[-1]
+    if splits.num_classes != k_model:
+        raise ShapeError(f"{args.data} has {splits.num_classes} classes {splits.class_names}, but the model "
+                         f"predicts {k_model} ({', '.join(map(str, names))})")
     rep = evaluate(model, x, y, threshold=args.threshold)
     print(format_report(rep, names))
     return 0
@@ -289,7 +296,7 @@ def add_cli(sub):
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--class-weight", choices=["balanced"], default=None)
     p.add_argument("--augment", action="store_true", help="random flips, rotations, shifts, brightness")
-    p.add_argument("--patience", type=int, default=None, help="early stopping on validation AUC")
+    p.add_argument("--patience", type=int, default=None, help="early stopping on the validation loss")
     p.add_argument("--checkpoint", default=None, help="write a checkpoint here after every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--seed", type=int, default=0)
