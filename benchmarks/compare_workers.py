@@ -1,0 +1,371 @@
+"""The measuring half of ``compare.py``: each function runs in a child process.
+
+``compare.py`` re-invokes itself with ``--worker KIND`` under a chosen environment (glibc's
+malloc settings must be in the environment before the process starts) and reads back the JSON
+a worker writes. Nothing here prints results: workers measure, ``compare.py`` reports.
+
+Workers
+-------
+timing   the seed model's training step and inference on each tinycnn backend and on PyTorch,
+         plus numpy.matmul GEMMs (1024^3 and the step's own im2col products), alternated in
+         rounds within this one process.
+compile  time to the first training step of the ``cpu`` backend (the caller chooses an empty
+         or a warm ``NUMBA_CACHE_DIR``).
+memory   peak resident memory of training steps at one size, for one contender.
+"""
+
+import math
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import seedmodel as sm
+
+
+def log(cfg, msg):
+    print(f"  [{cfg.get('tag', 'worker')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- PyTorch twin
+def build_torch(shape, channels_last, seed=0):
+    """The seed model in PyTorch: the same layers, loss, optimizer and dtype as tinycnn's.
+
+    BCE-with-logits is tinycnn's fused sigmoid + binary cross-entropy (mean over the batch);
+    Adam has Keras' hyper-parameters (lr 1e-3, betas 0.9/0.999, epsilon 1e-7). Keras adds
+    epsilon outside the bias correction, PyTorch inside: a difference in the 6th digit of an
+    update that costs nothing. Returns (model, optimizer, loss_fn, to_tensor).
+    """
+    import torch
+    from torch import nn
+
+    H, W, C = shape
+    _, D = sm.geometry(shape)
+    torch.manual_seed(seed)
+    f1, f2, f3 = sm.FILTERS
+    model = nn.Sequential(
+        nn.Conv2d(C, f1, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(f1, f2, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(f2, f3, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(D, sm.UNITS), nn.ReLU(), nn.Linear(sm.UNITS, 1),
+    )  # fmt: skip
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(dtype=torch.float32, memory_format=fmt)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    loss_fn = nn.BCEWithLogitsLoss()
+
+    def to_tensor(x_nhwc):
+        return torch.from_numpy(np.ascontiguousarray(x_nhwc)).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+
+    return model, opt, loss_fn, to_tensor
+
+
+def torch_fns(shape, x, y, channels_last):
+    """``(train_step, inference)`` closures for PyTorch on the batch (x, y)."""
+    import torch
+
+    model, opt, loss_fn, to_tensor = build_torch(shape, channels_last)
+    xt = to_tensor(x)
+    yt = torch.from_numpy(y.reshape(-1, 1).copy())
+
+    def train():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def infer():
+        with torch.inference_mode():
+            return torch.sigmoid(model(xt)).numpy()
+
+    return train, infer
+
+
+def parity_check(shape, backend_name):
+    """Same weights in both engines: do they compute the same outputs, loss and update?"""
+    import torch
+
+    import tinycnn
+
+    tinycnn.set_backend(backend_name)
+    model = sm.build_tinycnn(shape)
+    x, y = sm.make_batch(shape, seed=1)
+    tm, opt, loss_fn, to_tensor = build_torch(shape, channels_last=False)
+    ws = model.get_weights()
+    convs, D = sm.geometry(shape)
+    last = convs[-1]
+    Hf, Wf, Cf = last[3] // 2, last[4] // 2, last[5]
+    tparams = [m for m in tm if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        for i, m in enumerate(tparams):
+            k, b = ws[2 * i], ws[2 * i + 1]
+            if isinstance(m, torch.nn.Conv2d):
+                k = k.transpose(3, 2, 0, 1)  # (KH, KW, C, F) -> (F, C, KH, KW)
+            elif i == 3:  # Flatten order: tinycnn (h, w, c), PyTorch (c, h, w)
+                k = k.reshape(Hf, Wf, Cf, -1).transpose(2, 0, 1, 3).reshape(D, -1).T
+            else:
+                k = k.T
+            m.weight.copy_(torch.from_numpy(np.ascontiguousarray(k)))
+            m.bias.copy_(torch.from_numpy(b))
+    xt, yt = to_tensor(x), torch.from_numpy(y.reshape(-1, 1).copy())
+
+    def torch_probs():
+        with torch.no_grad():
+            return torch.sigmoid(tm(xt)).numpy().ravel()
+
+    out = {"size": sm.label(shape), "backend": backend_name,
+           "params_tinycnn": int(model.count_params()),
+           "params_torch": int(sum(p.numel() for p in tm.parameters()))}
+    p0 = model.predict(x).ravel()
+    out["max_abs_prob_diff"] = float(np.abs(p0 - torch_probs()).max())
+    loss_tiny = float(model.train_on_batch(x, y))  # loss before the update, like PyTorch's
+    opt.zero_grad()
+    loss = loss_fn(tm(xt), yt)
+    loss.backward()
+    # gradients, in tinycnn's layouts: worst relative difference over the parameter tensors
+    B = tinycnn.backend.get()
+    grads = [B.to_numpy(layer.grads[k]) for layer in model.layers for k in layer.params]
+    worst = 0.0
+    for i, m in enumerate(tparams):
+        gk = m.weight.grad.numpy()
+        gk = (gk.transpose(2, 3, 1, 0) if gk.ndim == 4 else
+              gk.T.reshape(Cf, Hf, Wf, -1).transpose(1, 2, 0, 3).reshape(D, -1) if i == 3 else gk.T)
+        for ours, theirs in ((grads[2 * i], gk), (grads[2 * i + 1], m.bias.grad.numpy())):
+            worst = max(worst, float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-30)))
+    out["max_rel_grad_diff"] = worst
+    opt.step()
+    out["loss_tinycnn"], out["loss_torch"] = loss_tiny, float(loss.item())
+    p1 = model.predict(x).ravel()
+    out["max_abs_prob_change_by_step"] = float(np.abs(p1 - p0).max())
+    out["max_abs_prob_diff_after_step"] = float(np.abs(p1 - torch_probs()).max())
+    return out
+
+
+# --------------------------------------------------------------------------- timing worker
+class Contender:
+    """One thing timed in the rounds: ``fn()`` is one call; ``prep()`` runs untimed before a sample."""
+
+    def __init__(self, who, kind, fn, prep=None, ops=None):
+        self.who, self.kind, self.fn, self.prep = who, kind, fn, prep or (lambda: None)
+        self.ops = ops  # for GEMM sets: fn() returns the seconds of each product
+        self.samples, self.op_samples, self.inner, self.first_call_s, self.warm_s = [], [], 1, None, 0.0
+
+    def call(self):
+        t0 = time.perf_counter()
+        r = self.fn()
+        dt = time.perf_counter() - t0
+        return (sum(r), r) if self.ops is not None else (dt, None)
+
+    def warm_up(self, n, min_sample_s):
+        self.prep()
+        for i in range(max(1, n)):
+            dt, _ = self.call()
+            if i == 0:
+                self.first_call_s = dt
+        self.warm_s = dt
+        self.inner = int(min(100, max(1, math.ceil(min_sample_s / max(dt, 1e-9)))))
+
+    def sample(self, gap_s):
+        """One timed sample: ``inner`` calls back to back, after a pause and a re-warm call.
+
+        The pause lets the previous contender's worker threads stop spinning (OpenBLAS threads
+        busy-wait ~0.1 s after a call, OpenMP threads a little while): on 2 cores they would
+        steal the CPUs from this contender. A short call is then run once untimed, so that the
+        sample sees the steady state of consecutive steps, as a training loop does.
+        """
+        self.prep()
+        time.sleep(gap_s)
+        if self.warm_s < 0.5:
+            self.fn()
+        total, per_op = 0.0, None
+        for _ in range(self.inner):
+            dt, ops = self.call()
+            total += dt
+            if ops is not None:
+                per_op = ops if per_op is None else [a + b for a, b in zip(per_op, ops, strict=True)]
+        self.samples.append(total / self.inner)
+        if per_op is not None:
+            self.op_samples.append([t / self.inner for t in per_op])
+
+    def result(self):
+        r = {"who": self.who, "kind": self.kind, "median_s": statistics.median(self.samples),
+             "best_s": min(self.samples), "samples_s": self.samples, "inner": self.inner,
+             "first_call_s": self.first_call_s}
+        if self.ops is not None:
+            per = list(zip(*self.op_samples, strict=True))
+            r["ops"] = [{**spec, "median_s": statistics.median(t), "best_s": min(t)}
+                        for spec, t in zip(self.ops, per, strict=True)]
+        return r
+
+
+def probe_backends(names):
+    """The tinycnn backends that run here, and a note for each one that does not."""
+    from tinycnn import backend
+
+    ok, notes = [], []
+    for name in names:
+        try:
+            backend._load(name)
+        except Exception as e:  # BackendError, or a module being written that fails to import
+            notes.append(f"tinycnn backend {name!r} skipped: {type(e).__name__}: {e}")
+            continue
+        if name == "cuda":
+            from numba.core import config
+
+            if config.ENABLE_CUDASIM:
+                notes.append("tinycnn backend 'cuda' skipped: NUMBA_ENABLE_CUDASIM=1 (simulator timings mean nothing)")
+                continue
+        ok.append(name)
+    return ok, notes
+
+
+def time_size(cfg, shape, backends, torch_on):
+    from tinycnn import backend
+
+    x, y = sm.make_batch(shape)
+    cs, notes = [], []
+    for b in backends:
+        if b == "numpy" and shape[0] > cfg["numpy_max_size"]:
+            notes.append(f"tinycnn-numpy not timed at {sm.label(shape)} (> --numpy-max-size {cfg['numpy_max_size']})")
+            continue
+        backend.set_backend(b)
+        model = sm.build_tinycnn(shape)
+        prep = lambda b=b: backend.set_backend(b)  # noqa: E731  (a model follows the active backend)
+        cs.append(Contender(f"tinycnn-{b}", "train", lambda m=model: m.train_on_batch(x, y), prep))
+        cs.append(Contender(f"tinycnn-{b}", "infer", lambda m=model: m.predict(x, batch_size=sm.BATCH), prep))
+    if torch_on:
+        train, infer = torch_fns(shape, x, y, cfg["channels_last"])
+        cs += [Contender("torch", "train", train), Contender("torch", "infer", infer)]
+    gs = sm.GemmSet(shape)
+    cs.append(Contender("gemm", "step", gs.run, ops=gs.specs))
+    cs.append(Contender("gemm", "forward", lambda: gs.run("forward"),
+                        ops=[g for g in gs.specs if g["phase"] == "forward"]))
+    rng = np.random.default_rng(0)
+    a, b2, c = (rng.uniform(-1, 1, (1024, 1024)).astype(np.float32) for _ in range(3))
+
+    def square():
+        t0 = time.perf_counter()
+        np.matmul(a, b2, out=c)
+        return [time.perf_counter() - t0]
+
+    cs.append(Contender("gemm", "1024^3", square, ops=[{"name": "1024^3", "m": 1024, "k": 1024, "n": 1024,
+                                                        "flops": 2 * 1024**3, "phase": "", "trans": ""}]))
+    for con in cs:
+        log(cfg, f"{sm.label(shape)}: warm-up {con.who} {con.kind}")
+        con.warm_up(cfg["warmup"], cfg["min_sample_s"])
+    for r in range(cfg["repeats"]):
+        log(cfg, f"{sm.label(shape)}: round {r + 1}/{cfg['repeats']}")
+        for con in cs:  # ABAB...: every contender once per round, in the same order
+            con.sample(cfg["gap_s"])
+    return {"shape": list(shape), "notes": notes, "results": [con.result() for con in cs]}
+
+
+def timing(cfg):
+    import numba
+
+    load_start = os.getloadavg()[0]
+
+    torch_on, notes = cfg["torch"], []
+    if torch_on:
+        try:
+            import torch
+        except ImportError as e:
+            torch_on = False
+            notes.append(f"PyTorch not timed: {e}")
+        else:
+            torch.set_num_threads(cfg["threads"])
+    import tinycnn
+
+    backends, bnotes = probe_backends(cfg["backends"])
+    notes += bnotes
+    out = {"env": cfg["env"], "channels_last": cfg["channels_last"], "notes": notes,
+           "numba_threads": numba.get_num_threads(), "backends": backends, "sizes": {}}
+    if torch_on:
+        import torch
+
+        out["torch_threads"] = torch.get_num_threads()
+        out["torch_version"] = torch.__version__
+        if cfg.get("parity") and backends:
+            pb = "numpy" if "numpy" in backends else backends[0]
+            shape = min(sm.parse_sizes(cfg["sizes"]), key=lambda s: s[0] * s[1] * s[2])
+            log(cfg, f"parity check (tinycnn-{pb} vs torch, {sm.label(shape)})")
+            out["parity"] = parity_check(shape, pb)
+    for shape in sm.parse_sizes(cfg["sizes"]):
+        out["sizes"][sm.label(shape)] = time_size(cfg, shape, backends, torch_on)
+    if "cpu" in backends:
+        try:
+            out["numba_threading_layer"] = numba.threading_layer()
+        except ValueError:
+            pass
+    out["tinycnn_version"] = tinycnn.__version__
+    out["loadavg_1min"] = [load_start, os.getloadavg()[0]]
+    return out
+
+
+# --------------------------------------------------------------------------- compile worker
+def compile_time(cfg):
+    """Seconds to import, build and run the first training steps of the 'cpu' backend."""
+    t0 = time.perf_counter()
+    import tinycnn
+
+    tinycnn.set_backend(cfg.get("backend", "cpu"))
+    t_import = time.perf_counter() - t0
+    shape = sm.parse_sizes(cfg["size"])[0]
+    x, y = sm.make_batch(shape)
+    model = sm.build_tinycnn(shape)
+    steps, first_done = [], None
+    for _ in range(3):
+        t = time.perf_counter()
+        model.train_on_batch(x, y)
+        steps.append(time.perf_counter() - t)
+        first_done = first_done or time.perf_counter() - t0
+    preds = []
+    for _ in range(2):
+        t = time.perf_counter()
+        model.predict(x, batch_size=sm.BATCH)
+        preds.append(time.perf_counter() - t)
+    return {"size": sm.label(shape), "import_s": t_import, "steps_s": steps, "predict_s": preds,
+            "to_first_step_done_s": first_done}
+
+
+# --------------------------------------------------------------------------- memory worker
+def _maxrss_mib():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def memory(cfg):
+    """Peak RSS of ``warmup + steps`` training steps, absolute and above the baseline taken
+    after the imports and the data (model, optimizer state, activations and workspaces)."""
+    shape = sm.parse_sizes(cfg["size"])[0]
+    who = cfg["who"]
+    if who == "torch":
+        import torch
+
+        torch.set_num_threads(cfg["threads"])
+        x, y = sm.make_batch(shape)
+        base = _maxrss_mib()
+        step, _ = torch_fns(shape, x, y, cfg["channels_last"])
+    else:
+        import tinycnn
+
+        tinycnn.set_backend(who.split("-", 1)[1])
+        x, y = sm.make_batch(shape)
+        base = _maxrss_mib()
+        model = sm.build_tinycnn(shape)
+        step = lambda: model.train_on_batch(x, y)  # noqa: E731
+    times = []
+    for _ in range(cfg["warmup"] + cfg["steps"]):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    peak = _maxrss_mib()
+    return {"who": who, "env": cfg["env"], "channels_last": cfg.get("channels_last", False),
+            "size": sm.label(shape), "baseline_mib": base, "peak_mib": peak, "delta_mib": peak - base,
+            "steps": len(times), "step_s": times}
+
+
+WORKERS = {"timing": timing, "compile": compile_time, "memory": memory}
