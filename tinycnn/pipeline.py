@@ -22,9 +22,10 @@ DEMO_OUT = "tinycnn-demo.tcnn"
 
 # ------------------------------------------------------------------ the model
 def diagnosis_model(input_shape, num_classes=2, task="binary", width=16, batchnorm=True, dropout=0.2):
-    """A small CNN for diagnosis: three conv blocks, a last conv for Grad-CAM, global pooling.
+    """A small CNN for diagnosis: conv blocks, a last conv for Grad-CAM, global pooling.
 
-    ``[Conv(w) BN ReLU Pool] x3 -> Conv(4w) ReLU -> GlobalAveragePooling -> Dropout -> Dense``.
+    ``[Conv(w 2^i) BN ReLU (Pool)] x 3 -> Conv(8w) ReLU -> GlobalAveragePooling -> Dropout -> Dense``;
+    the first two blocks pool below 96 px, all three from 96 px up.
     Global average pooling keeps the parameter count independent of the image size and makes
     Grad-CAM of the last conv layer equal to the class activation map.
 
@@ -36,9 +37,11 @@ def diagnosis_model(input_shape, num_classes=2, task="binary", width=16, batchno
     task : {'binary', 'multiclass', 'multilabel'}
     """
     H, W, C = input_shape
-    pools = 3 if min(H, W) >= 32 else 2
+    # Three conv blocks, but only two of them pool below 96 px: the last conv then stays at
+    # 16x16 for a 64 px image, and Grad-CAM of it resolves a nodule to about 4 px, not 8.
+    blocks, pools = 3, (2 if min(H, W) < 96 else 3)
     layers = []
-    for i in range(pools):
+    for i in range(blocks):
         kw = {"input_shape": tuple(input_shape)} if i == 0 else {}
         layers.append(Conv2D(width * 2**i, 3, padding="same", activation=None if batchnorm else "relu",
                              use_bias=not batchnorm, kernel_initializer="he_uniform", **kw))
@@ -46,8 +49,9 @@ def diagnosis_model(input_shape, num_classes=2, task="binary", width=16, batchno
             # momentum 0.9 (not Keras' 0.99): small medical sets give few steps per epoch, and the
             # moving statistics must settle within a few epochs for inference to be calibrated
             layers += [BatchNormalization(momentum=0.9), _relu()]
-        layers.append(MaxPooling2D(2))
-    layers.append(Conv2D(width * 2**pools, 3, padding="same", activation="relu", kernel_initializer="he_uniform"))
+        if i < pools:
+            layers.append(MaxPooling2D(2))
+    layers.append(Conv2D(width * 2**blocks, 3, padding="same", activation="relu", kernel_initializer="he_uniform"))
     layers.append(GlobalAveragePooling2D())
     if dropout:
         layers.append(Dropout(dropout))

@@ -1,0 +1,419 @@
+"""A one-file HTML report of a diagnosis model on a test set.
+
+>>> write_report("report.html", model, x_test, y_test, history=model.metadata.get("history"))
+
+The file is self-contained: every picture is an embedded PNG, the style sheet is inline,
+there is no script, font or link to fetch. It holds only aggregate numbers and the test
+images themselves, never a file name, metadata or identifier of the data: pass it on as
+you would pass on the images.
+
+Sections: training curves, ROC curve with AUC and its bootstrap 95% CI, confusion matrix,
+sensitivity / specificity / PPV / NPV / F1, the threshold reaching 95% sensitivity, and
+Grad-CAM overlays of true positives, false positives and false negatives. Multi-class
+models get one-vs-rest ROC curves, the confusion matrix, per-class rates and Grad-CAM of
+correct and misclassified cases.
+"""
+
+import base64
+import datetime
+import html
+import io
+
+import numpy as np
+
+from . import explain, metrics
+from .errors import ConfigError, DataError, InvalidValueError, ShapeError, TinyCNNError
+
+
+class PlotDependencyError(TinyCNNError, ImportError):
+    """matplotlib (the ``plot`` extra) is needed and not installed."""
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1d2330;
+       margin: 0; background: #f4f5f7; line-height: 1.45; }
+main { max-width: 1080px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; }
+h1 { font-size: 1.6em; margin: 0 0 4px; }
+h2 { font-size: 1.2em; margin: 32px 0 8px; padding-bottom: 4px; border-bottom: 1px solid #d8dbe2; }
+h3 { font-size: 1em; margin: 18px 0 6px; }
+p.note { color: #5a6172; font-size: 0.9em; margin: 4px 0 10px; }
+table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #d8dbe2; padding: 4px 12px; text-align: right; }
+th { background: #eef0f4; font-weight: 600; }
+td.label, th.label { text-align: left; }
+td.hit { background: #e3f1e6; }
+td.miss { background: #fbe9e7; }
+img.plot { max-width: 100%; height: auto; display: block; }
+.cases { display: flex; flex-wrap: wrap; gap: 12px; }
+figure { margin: 0; width: 240px; }
+figure img { width: 240px; height: auto; image-rendering: pixelated; display: block; border: 1px solid #d8dbe2; }
+figcaption { font-size: 0.85em; color: #5a6172; margin-top: 2px; }
+dl.summary { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; margin: 8px 0; }
+dl.summary dt { color: #5a6172; }
+dl.summary dd { margin: 0; }
+"""
+
+
+# ------------------------------------------------------------------ pictures
+def _matplotlib():
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise PlotDependencyError("the report draws its plots with matplotlib: pip install tinycnn[plot]") from e
+    return Figure, FigureCanvasAgg
+
+
+def _figure(width, height):
+    # A bare Figure on an Agg canvas: no pyplot, so the caller's matplotlib backend and open
+    # figures are left alone.
+    Figure, FigureCanvasAgg = _matplotlib()
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _fig_uri(fig):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})  # no tool URL in the PNG
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _array_uri(rgb):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _img(uri, alt, cls="plot"):
+    return f'<img class="{cls}" src="{uri}" alt="{html.escape(alt)}">'
+
+
+def _curves(history):
+    """Loss and metrics per epoch, train and validation: one panel per quantity."""
+    names = [k for k in history if not k.startswith("val_") and k != "lr" and len(history[k])]
+    if not names:
+        return None
+    cols = min(len(names), 3)
+    rows = -(-len(names) // cols)
+    fig = _figure(3.4 * cols, 2.6 * rows)
+    from matplotlib.ticker import MaxNLocator
+
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        epochs = np.arange(1, len(history[name]) + 1)
+        ax.plot(epochs, history[name], "o-", ms=3, label="train")
+        if history.get("val_" + name):
+            ax.plot(np.arange(1, len(history["val_" + name]) + 1), history["val_" + name], "s--", ms=3,
+                    label="validation")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _fig_uri(fig)
+
+
+def _roc_plot(curves, points=()):
+    """ROC curves [(fpr, tpr, label)] and marked operating points [(fpr, tpr, label)]."""
+    fig = _figure(5.2, 4.6)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=1, label="chance")
+    for fpr, tpr, label in curves:
+        ax.step(fpr, tpr, where="post", lw=1.8, label=label)
+    for (fpr, tpr, label), marker in zip(points, "oD^", strict=False):
+        ax.plot([fpr], [tpr], marker, ms=7, mfc="none", mew=1.8, label=label)
+    ax.set_xlabel("1 - specificity (false-positive rate)")
+    ax.set_ylabel("sensitivity (true-positive rate)")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _fig_uri(fig)
+
+
+# ------------------------------------------------------------------ numbers
+def _ratio(num, den):
+    return num / den if den else float("nan")
+
+
+def _rates(cm, k):
+    """One-vs-rest counts and rates of class ``k`` from a confusion matrix (rows: true class)."""
+    tp = int(cm[k, k])
+    fn, fp = int(cm[k].sum()) - tp, int(cm[:, k].sum()) - tp
+    tn = int(cm.sum()) - tp - fn - fp
+    return {"sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp), "PPV": _ratio(tp, tp + fp),
+            "NPV": _ratio(tn, tn + fn), "F1": _ratio(2 * tp, 2 * tp + fp + fn),
+            "accuracy": _ratio(int(np.trace(cm)), int(cm.sum())), "support": tp + fn}
+
+
+def _fmt(v, digits=3):
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return "–" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _table(header, rows):
+    """An HTML table; the first cell of each row is a label."""
+    out = ["<table><tr>" + "".join(f'<th class="{"label" if i == 0 else ""}">{html.escape(h)}</th>'
+                                   for i, h in enumerate(header)) + "</tr>"]
+    for row in rows:
+        cells = [f'<td class="label">{html.escape(str(row[0]))}</td>']
+        cells += [f"<td>{html.escape(_fmt(v) if not isinstance(v, str) else v)}</td>" for v in row[1:]]
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    return "\n".join(out + ["</table>"])
+
+
+def _confusion_table(cm, names):
+    head = '<tr><th class="label">true \\ predicted</th>' + "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    rows = [head + "</tr>"]
+    for i, n in enumerate(names):
+        cells = "".join(f'<td class="{"hit" if i == j else "miss"}">{int(v)}</td>' for j, v in enumerate(cm[i]))
+        rows.append(f'<tr><th class="label">{html.escape(n)}</th>{cells}</tr>')
+    return "<table>" + "\n".join(rows) + "</table>"
+
+
+# ------------------------------------------------------------------ Grad-CAM examples
+def _examples(model, x, groups, caption):
+    """HTML of Grad-CAM figures: for each (title, order, indices, class_index) a row of cases.
+
+    Each picture is the image beside its overlay; cases are numbered by their position in
+    the test set, nothing else names them.
+    """
+    out = []
+    for title, order, idx, cls in groups:
+        out.append(f"<h3>{html.escape(title)}: {len(idx)} shown, {order}</h3>")
+        if len(idx) == 0:
+            out.append('<p class="note">none in this test set</p>')
+            continue
+        images = np.asarray(x[np.sort(idx)], dtype=np.float32)[np.argsort(np.argsort(idx))]
+        cams = explain.grad_cam(model, images, class_index=cls)
+        figs = []
+        for i, im, cam in zip(idx, images, cams, strict=True):
+            plain = np.round(explain._display_rgb(im) * 255).astype(np.uint8)
+            gap = np.full((plain.shape[0], max(1, plain.shape[1] // 32), 3), 255, np.uint8)
+            pair = np.concatenate([plain, gap, explain.overlay(im, cam)], axis=1)
+            figs.append(f"<figure>{_img(_array_uri(pair), f'test case {i + 1}: image and Grad-CAM', 'case')}"
+                        f"<figcaption>case {i + 1}: {html.escape(caption(i))}</figcaption></figure>")
+        out.append('<div class="cases">' + "".join(figs) + "</div>")
+    return "\n".join(out)
+
+
+def _top(mask, key, n):
+    """Indices where ``mask`` holds, ordered by ``key`` (ascending), at most n."""
+    idx = np.flatnonzero(mask)
+    return idx[np.argsort(key[idx], kind="stable")][:n]
+
+
+# ------------------------------------------------------------------ the report
+def write_report(path, model, x_test, y_test, history=None, threshold=0.5, n_examples=4,
+                 title="Diagnosis model report", class_names=None):
+    """Write a self-contained HTML report of ``model`` on a test set.
+
+    Parameters
+    ----------
+    path : str or Path
+        The HTML file to write.
+    model : Sequential
+        A binary (one sigmoid output) or multi-class (K softmax outputs) model.
+    x_test : array (N, H, W, C)
+    y_test : array (N,) or (N, 1)
+        Class indices (0/1 for binary).
+    history : dict or History, optional
+        Per-epoch values such as ``{'loss': [...], 'val_loss': [...], 'auc': [...]}``.
+    threshold : float in [0, 1]
+        Binary: a case is called positive when its probability is ``>= threshold``.
+    n_examples : int
+        Grad-CAM cases shown per group (true positives, false positives, false negatives).
+    title : str
+    class_names : list of str, optional
+        Default: ``model.metadata['class_names']``, else the class indices.
+
+    Returns
+    -------
+    dict
+        The numbers shown: ``n``, ``auc``, ``auc_95ci``, ``confusion_matrix`` and, for binary
+        models, ``rates`` and ``threshold_for_95_sensitivity``.
+    """
+    _matplotlib()  # fail before any work when matplotlib is missing
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) \
+            or not 0 <= threshold <= 1:
+        raise ConfigError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+    if isinstance(n_examples, bool) or not isinstance(n_examples, (int, np.integer)) or n_examples < 0:
+        raise ConfigError(f"n_examples must be an int >= 0, got {n_examples!r}")
+    y = np.asarray(y_test)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ConfigError(f"y_test must hold one class index per case (N,); got shape {np.shape(y_test)} "
+                          "(multi-label reports are not supported)")
+    probs = model.predict(x_test, batch_size=64)
+    if len(probs) != len(y):
+        raise ShapeError(f"x_test has {len(probs)} cases but y_test has {len(y)} labels")
+    binary = probs.shape[1] == 1
+    K = 2 if binary else probs.shape[1]
+    y = y.astype(np.int64)
+    if y.min() < 0 or y.max() >= K:
+        raise InvalidValueError(f"y_test holds classes outside 0..{K - 1}")
+    names = [str(c) for c in (class_names or model.metadata.get("class_names") or range(K))]
+    if len(names) != K:
+        names = [str(k) for k in range(K)]
+    if history is not None and hasattr(history, "history"):
+        history = history.history
+
+    body, result = [], {"n": int(len(y))}
+    present = np.bincount(y, minlength=K)
+    summary = [("test cases", str(len(y))),
+               ("cases per class", ", ".join(f"{n}: {c}" for n, c in zip(names, present, strict=True))),
+               ("model", f"{type(model).__name__}, {model.count_params():,} trained parameters, "
+                         f"input {' x '.join(map(str, model.input_shape))}"),
+               ("decision rule", f"{names[1]} when p({names[1]}) ≥ {threshold:g}" if binary
+                else "the class of highest probability")]
+    body.append('<dl class="summary">' + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
+                                                  for k, v in summary) + "</dl>")
+
+    body.append("<h2>Training curves</h2>")
+    uri = _curves(history) if history else None
+    body.append(_img(uri, "training curves") if uri else '<p class="note">no training history was stored '
+                                                          "with this model</p>")
+
+    score = probs[:, 0] if binary else probs
+    body.append("<h2>ROC curve</h2>")
+    body.append(_roc_section(y, score, names, binary, threshold, result))
+
+    cm = metrics.confusion_matrix(y, score, threshold=threshold)
+    result["confusion_matrix"] = cm.tolist()
+    body.append("<h2>Confusion matrix</h2>")
+    body.append(f'<p class="note">rows: true class; columns: predicted class'
+                f'{f" (threshold {threshold:g})" if binary else ""}</p>' + _confusion_table(cm, names))
+
+    body.append("<h2>Diagnostic performance</h2>")
+    keys = ["sensitivity", "specificity", "PPV", "NPV", "F1", "accuracy"]
+    if binary:
+        rows = [[f"at threshold {threshold:g}"] + [_rates(cm, 1)[k] for k in keys]]
+        result["rates"] = {k: _rates(cm, 1)[k] for k in keys}
+        if present[1]:
+            t95 = metrics.threshold_for_sensitivity(y, score, 0.95)
+            result["threshold_for_95_sensitivity"] = t95
+            cm95 = metrics.confusion_matrix(y, score, threshold=t95)
+            rows.append([f"at threshold {t95:.3f} (95% sensitivity)"] + [_rates(cm95, 1)[k] for k in keys])
+        body.append(_table(["operating point"] + keys, rows))
+        if present[1]:
+            body.append(f'<p class="note">Threshold reaching 95% sensitivity: <b>{t95:.3f}</b> (the highest '
+                        "probability cut-off that still calls at least 95% of the positive cases positive).</p>")
+        else:
+            body.append('<p class="note">No positive case: the threshold for 95% sensitivity is undefined.</p>')
+    else:
+        rows = [[names[k]] + [_rates(cm, k)[k2] for k2 in keys[:-1]] + [_rates(cm, k)["support"]] for k in range(K)]
+        body.append(_table(["class (one vs rest)"] + keys[:-1] + ["cases"], rows))
+        body.append(f'<p class="note">accuracy {_fmt(_rates(cm, 0)["accuracy"])}</p>')
+
+    body.append("<h2>Grad-CAM examples</h2>")
+    body.append('<p class="note">Left: the test image as the model sees it; right: Grad-CAM of the last '
+                "convolutional layer (bright: regions that raised the score of the class shown). A map shows "
+                "where the model looked, not whether it was right.</p>")
+    body.append(_examples_section(model, x_test, y, probs, binary, threshold, n_examples, names))
+
+    today = datetime.date.today().isoformat()
+    page = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+            f"<h1>{html.escape(title)}</h1>\n<p class=\"note\">generated by tinycnn on {today}</p>\n"
+            + "\n".join(body) + "\n</main>\n</body>\n</html>\n")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(page)
+    return result
+
+
+def _roc_section(y, score, names, binary, threshold, result):
+    if binary:
+        if not 0 < y.sum() < len(y):
+            return '<p class="note">The test set holds a single class: the ROC curve and AUC are undefined.</p>'
+        auc, lo, hi = metrics.bootstrap_auc_ci(y, score, n_bootstraps=1000, seed=0)
+        result.update(auc=auc, auc_95ci=[lo, hi])
+        fpr, tpr, _ = metrics.roc_curve(y, score)
+        cm = metrics.confusion_matrix(y, score, threshold=threshold)
+        r = _rates(cm, 1)
+        t95 = metrics.threshold_for_sensitivity(y, score, 0.95)
+        r95 = _rates(metrics.confusion_matrix(y, score, threshold=t95), 1)
+        uri = _roc_plot([(fpr, tpr, f"AUC {auc:.3f} (95% CI {lo:.3f}–{hi:.3f})")],
+                        [(1 - r["specificity"], r["sensitivity"], f"threshold {threshold:g}"),
+                         (1 - r95["specificity"], r95["sensitivity"], f"threshold {t95:.3f} (95% sens.)")])
+        return (_img(uri, "ROC curve") + f'<p class="note">AUC <b>{auc:.3f}</b>, 95% CI {lo:.3f}–{hi:.3f} '
+                "(percentile bootstrap, 1000 resamples of the test cases).</p>")
+    curves, rows = [], []
+    for k, name in enumerate(names):
+        pos = y == k
+        if not 0 < pos.sum() < len(y):
+            rows.append([name, "undefined (no cases or only this class)"])
+            continue
+        fpr, tpr, _ = metrics.roc_curve(pos.astype(np.int64), score[:, k])
+        auc_k = metrics.roc_auc(pos.astype(np.int64), score[:, k])
+        curves.append((fpr, tpr, f"{name}: AUC {auc_k:.3f}"))
+        rows.append([name, auc_k])
+    note = ""
+    if len(curves) == len(names):
+        auc, lo, hi = metrics.bootstrap_auc_ci(y, score, n_bootstraps=1000, seed=0)
+        result.update(auc=auc, auc_95ci=[lo, hi])
+        note = (f'<p class="note">Macro-average one-vs-rest AUC <b>{auc:.3f}</b>, 95% CI {lo:.3f}–{hi:.3f} '
+                "(percentile bootstrap, 1000 resamples).</p>")
+    plot = _img(_roc_plot(curves), "one-vs-rest ROC curves") if curves else ""
+    return plot + note + _table(["class (one vs rest)", "AUC"], rows)
+
+
+def _examples_section(model, x, y, probs, binary, threshold, n, names):
+    if n == 0:
+        return '<p class="note">no examples requested</p>'
+    try:
+        if binary:
+            p = probs[:, 0]
+            called = p >= threshold
+            groups = [("True positives", "most confident first", _top(called & (y == 1), -p, n), 1),
+                      ("False positives", "most confident first", _top(called & (y == 0), -p, n), 1),
+                      ("False negatives", "most missed first", _top(~called & (y == 1), p, n), 1)]
+            return _examples(model, x, groups, lambda i: f"p({names[1]}) = {p[i]:.3f}")
+        pred = probs.argmax(axis=1)
+        conf = probs.max(axis=1)
+        right = _top(pred == y, -conf, n)
+        wrong = _top(pred != y, -conf, n)
+        groups = [("Correct", "most confident first", right, pred[right]),
+                  ("Misclassified", "most confident first", wrong, pred[wrong])]
+        return _examples(model, x, groups,
+                         lambda i: f"true {names[y[i]]}, predicted {names[pred[i]]} ({conf[i]:.3f})")
+    except ConfigError as e:  # e.g. a model without a convolutional layer
+        return f'<p class="note">No Grad-CAM: {html.escape(str(e))}</p>'
+
+
+# ------------------------------------------------------------------ command line
+def _cmd_report(args):
+    from . import data
+    from .models import load_model
+
+    model = load_model(args.model, compile=False)
+    size = tuple(model.metadata.get("image_size", model.input_shape[:2]))
+    color = "rgb" if model.input_shape[-1] == 3 else "grayscale"
+    splits = data.load_dataset(args.data, image_size=size, color=color)
+    part, which = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
+    if part is None:
+        raise DataError(f"{args.data} has no test or validation part to report on")
+    x, y = part
+    if tuple(x.shape[1:]) != tuple(model.input_shape):
+        raise ShapeError(f"images of shape {tuple(x.shape[1:])} do not fit the model's input {model.input_shape}")
+    result = write_report(args.out, model, x, y, history=model.metadata.get("history"), threshold=args.threshold,
+                          class_names=model.metadata.get("class_names") or splits.class_names)
+    auc = f", AUC {result['auc']:.3f}" if "auc" in result else ""
+    print(f"report on the {which} part ({result['n']} cases{auc}) written to {args.out}")
+    return 0
+
+
+def add_cli(sub):
+    """Register ``tinycnn report``."""
+    p = sub.add_parser("report", help="a self-contained HTML report of a model on labelled data")
+    p.add_argument("--model", required=True, help="model file")
+    p.add_argument("--data", required=True, help=".npz file or image/DICOM class folders (test part, else val)")
+    p.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability cut-off for binary models")
+    p.set_defaults(func=_cmd_report)
