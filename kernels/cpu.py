@@ -1,0 +1,121 @@
+"""The ``cpu`` backend (the default): Numba kernels for the memory-bound work, BLAS for products.
+
+Every name of :data:`tinycnn.kernels.CONTRACT` is here, with the reference's signature and
+formulas (:mod:`tinycnn.kernels.reference`); float32 is the fast path, float64 works too.
+
+Where the work happens
+----------------------
+- Convolution (:mod:`._cpu_conv`): im2col in cache-sized chunks + BLAS GEMM + fused bias and
+  activation; backward recomputes the columns per chunk instead of keeping them; a direct loop
+  for first layers with ``KH*KW*C <= 32``.
+- Dense: BLAS GEMMs (``np.matmul(..., out=...)``) + a fused bias/activation pass; backward
+  fuses ``act'`` with the bias gradient.
+- Pooling (:mod:`._cpu_pooling`), activations, batch norm, dropout (:mod:`._cpu_elementwise`),
+  losses (:mod:`._cpu_losses`, focal loss delegated to the reference), optimizers
+  (:mod:`._cpu_optim`, one pass per parameter).
+
+Memory (:mod:`._cpu_memory`)
+----------------------------
+Returned arrays come from a caching pool that reuses a buffer only once nothing outside the
+pool refers to it, so arrays the caller keeps are never overwritten, and no page faults are
+paid per step. Scratch workspaces are per thread; im2col chunks the batch so that one workspace
+stays below ``_cpu_memory.WORKSPACE_LIMIT`` (256 MiB) and, for speed, near
+``_cpu_memory.CHUNK_TARGET``. :func:`release_memory` gives it all back.
+
+Inputs given to a forward call must not be modified in place before the matching backward
+(the backward reads them again, as the reference does).
+
+Threads
+-------
+Numba's OpenMP threads and OpenBLAS's threads take turns on the same cores. GNU OpenMP's
+default is to spin after each parallel region, which starves the GEMM that follows (measured:
+up to 20x slower on chunked layers); so unless the user chose otherwise, this module asks for
+``OMP_WAIT_POLICY=passive`` before Numba starts its threads. Both pools default to one thread
+per core.
+"""
+
+import os
+
+import numpy as np
+from numba.np.ufunc import parallel as _numba_parallel
+
+from ..errors import ShapeError
+from ._cpu_act import CODES
+from ._cpu_checks import activation_code, bias, float_array, same_shape
+from ._cpu_conv import ELEMENTWISE, act_and_bias_grad, bias_act, conv2d_backward, conv2d_forward
+from ._cpu_elementwise import (
+    activation_backward,
+    activation_forward,
+    batchnorm_backward,
+    batchnorm_forward,
+    dropout_backward,
+    dropout_forward,
+)
+from ._cpu_losses import loss_backward, loss_forward
+from ._cpu_memory import pooled_bytes, release_memory, take, workspace
+from ._cpu_optim import adam_update, sgd_update
+from ._cpu_pooling import (
+    global_avgpool_backward,
+    global_avgpool_forward,
+    maxpool2d_backward,
+    maxpool2d_forward,
+)
+
+__all__ = [
+    "asarray", "to_numpy", "conv2d_forward", "conv2d_backward", "maxpool2d_forward",
+    "maxpool2d_backward", "global_avgpool_forward", "global_avgpool_backward", "dense_forward",
+    "dense_backward", "activation_forward", "activation_backward", "batchnorm_forward",
+    "batchnorm_backward", "dropout_forward", "dropout_backward", "loss_forward", "loss_backward",
+    "sgd_update", "adam_update", "release_memory", "pooled_bytes",
+]
+
+# Read by GNU OpenMP when Numba starts its threads (the first parallel kernel call), so setting
+# it here, at import, is in time unless the process already runs OpenMP threads.
+if "OMP_WAIT_POLICY" not in os.environ and not _numba_parallel._is_initialized:
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+
+
+def asarray(x, dtype=None):
+    """Return ``x`` as a C-contiguous NumPy array (host memory is this backend's memory)."""
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def to_numpy(a):
+    """Return ``a`` as a NumPy array."""
+    return np.asarray(a)
+
+
+def dense_forward(x, w, b, activation="linear"):
+    """``y = act(x @ w + b)``: one BLAS GEMM into a pooled buffer, then one fused pass."""
+    x = float_array(x, "x", 2)
+    dt = x.dtype
+    w = float_array(w, "w", 2, dt)
+    N, D = x.shape
+    if w.shape[0] != D:
+        raise ShapeError(f"w has shape {w.shape} but x has {D} features (x {x.shape})")
+    U = w.shape[1]
+    bb = bias(b, U, dt)
+    act = activation_code(activation, ELEMENTWISE, CODES)
+    y = take((N, U), dt)
+    np.matmul(x, w, out=y)
+    bias_act(y, bb, act)
+    return y, (x, w, b is not None, y, act)
+
+
+def dense_backward(dy, ctx, need_dx=True):
+    """``dz = dy * act'(y)`` (bias gradient summed in the same pass); ``dw = x.T @ dz``,
+    ``dx = dz @ w.T`` by BLAS."""
+    x, w, has_bias, y, act = ctx
+    dt = y.dtype
+    dy = float_array(dy, "dy", 2, dt)
+    same_shape(dy, y.shape, "dy")
+    dz = workspace("dense_dz", y.shape, dt)
+    part = act_and_bias_grad(dy, y, act, dz)
+    dw = take(w.shape, dt)
+    np.matmul(x.T, dz, out=dw)
+    dx = None
+    if need_dx:
+        dx = take(x.shape, dt)
+        np.matmul(dz, w.T, out=dx)
+    db = part.sum(axis=0, dtype=np.float64).astype(dt) if has_bias else None
+    return dx, dw, db
