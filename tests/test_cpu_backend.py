@@ -435,3 +435,46 @@ def test_backward_checks_dy_shape(rng):
 def test_geometry_shared_with_reference():
     # the launcher relies on shapes.conv_geometry; a sanity check of the 'same' rule it uses
     assert conv_geometry(5, 5, 2, 2, (2, 2), "same")[:2] == (3, 3)
+
+
+# --------------------------------------------------------------------------- threads
+_THREADS_PROBE = """
+import ctypes, os, sys
+if sys.argv[1] == "preload":  # what `import torch` does: a libgomp loaded, with global symbols
+    ctypes.CDLL("libgomp.so.1", mode=ctypes.RTLD_GLOBAL)
+import numba, numpy as np, tinycnn
+from tinycnn.kernels import cpu
+x = np.ones((2, 5, 5, 1), np.float32)
+cpu.conv2d_forward(x, np.ones((3, 3, 1, 2), np.float32), None, (1, 1), "valid", "relu")
+print(numba.threading_layer(), os.environ.get("OMP_WAIT_POLICY"))
+"""
+
+
+def _threads_probe(preload, **env_extra):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")}
+    env.update(env_extra)
+    out = subprocess.run([sys.executable, "-c", _THREADS_PROBE, "preload" if preload else "-"],
+                         env=env, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def _has_libgomp():
+    import ctypes.util
+
+    return ctypes.util.find_library("gomp") is not None
+
+
+@pytest.mark.skipif(not _has_libgomp(), reason="GNU OpenMP (libgomp) is not installed here")
+def test_threads_wait_passively_or_avoid_a_foreign_openmp():
+    # Alone: Numba's OpenMP layer, told to wait passively (spinning threads starve BLAS).
+    assert _threads_probe(False) == ["omp", "passive"]
+    # An OpenMP runtime already loaded (as by `import torch`) read its wait policy too early:
+    # tinycnn uses Numba's own pool instead, and leaves the environment alone.
+    assert _threads_probe(True) == ["workqueue", "None"]
+    # The user's own choices are kept.
+    assert _threads_probe(True, NUMBA_THREADING_LAYER="omp") == ["omp", "passive"]
+    assert _threads_probe(True, OMP_WAIT_POLICY="active") == ["omp", "active"]
