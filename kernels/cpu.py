@@ -27,21 +27,18 @@ Inputs given to a forward call must not be modified in place before the matching
 
 Threads
 -------
-Numba's OpenMP threads and OpenBLAS's threads take turns on the same cores. GNU OpenMP's
-default is to spin after each parallel region, which starves the GEMM that follows (measured:
-up to 20x slower on chunked layers); so unless the user chose otherwise, this module asks for
-``OMP_WAIT_POLICY=passive`` before Numba starts its threads; if another library already loaded
-GNU OpenMP without it (``import torch`` before tinycnn), Numba's ``workqueue`` layer is used
-instead (see :func:`_choose_threading`). Both pools default to one thread per core.
+Numba's threads and OpenBLAS's threads take turns on the same cores, and whichever pool has
+just finished would otherwise keep spinning on cores the other needs (measured: a third of the
+step, up to 20x with a spinning OpenMP runtime). :mod:`._cpu_threads` makes both wait
+passively, once, at import, leaving alone any choice the user made in the environment. Both
+pools default to one thread per core.
 """
 
-import os
 
 import numpy as np
-from numba import config as _numba_config
-from numba.np.ufunc import parallel as _numba_parallel
 
 from ..errors import ShapeError
+from . import _cpu_threads
 from ._cpu_act import CODES
 from ._cpu_checks import activation_code, bias, float_array, same_shape
 from ._cpu_conv import ELEMENTWISE, act_and_bias_grad, bias_act, conv2d_backward, conv2d_forward
@@ -71,42 +68,8 @@ __all__ = [
     "sgd_update", "adam_update", "release_memory", "pooled_bytes",
 ]
 
-
-
-def _openmp_runtime_loaded():
-    """True if a GNU OpenMP runtime named ``libgomp.so*`` is already mapped into this process.
-
-    PyTorch, for one, loads its own ``libgomp.so.1`` with global symbols when it is imported;
-    Numba's ``omp`` layer then binds to that runtime, which read ``OMP_WAIT_POLICY`` when it was
-    loaded, before this module could set it.
-    """
-    try:
-        with open("/proc/self/maps") as maps:
-            return any("/libgomp.so" in line for line in maps)
-    except OSError:  # not Linux: nothing known to interpose
-        return False
-
-
-def _choose_threading():
-    """Pick how Numba's threads wait, before they start (the first parallel kernel call).
-
-    After each parallel region GNU OpenMP's threads spin (by default about 300,000 pause
-    instructions, ~10 ms here), stealing a core from the BLAS GEMM that follows: a training step
-    ran up to 20x slower. Passive waiting removes that. If an OpenMP runtime was loaded before us
-    without that setting (``import torch`` first), it is too late to change it, so Numba's own
-    ``workqueue`` pool is used instead (as fast here; not for concurrent calls from several
-    Python threads). A choice the user made (``NUMBA_THREADING_LAYER``, ``OMP_WAIT_POLICY``) is
-    left alone.
-    """
-    if _numba_parallel._is_initialized or "OMP_WAIT_POLICY" in os.environ:
-        return
-    if _numba_config.THREADING_LAYER == "default" and _openmp_runtime_loaded():
-        _numba_config.THREADING_LAYER = "workqueue"
-    else:
-        os.environ["OMP_WAIT_POLICY"] = "passive"
-
-
-_choose_threading()
+#: what :func:`._cpu_threads.configure` did at import: (Numba's choice, OpenBLAS libraries changed)
+THREADS = _cpu_threads.configure()
 
 
 def asarray(x, dtype=None):

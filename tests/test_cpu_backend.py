@@ -439,27 +439,33 @@ def test_geometry_shared_with_reference():
 
 # --------------------------------------------------------------------------- threads
 _THREADS_PROBE = """
-import ctypes, os, sys
+import ctypes, json, os, sys
 if sys.argv[1] == "preload":  # what `import torch` does: a libgomp loaded, with global symbols
     ctypes.CDLL("libgomp.so.1", mode=ctypes.RTLD_GLOBAL)
-import numba, numpy as np, tinycnn
+import numba, numpy as np
+np.ones((300, 300)) @ np.ones((300, 300))  # OpenBLAS's threads started before tinycnn's import
+import tinycnn
 from tinycnn.kernels import cpu
 x = np.ones((2, 5, 5, 1), np.float32)
 cpu.conv2d_forward(x, np.ones((3, 3, 1, 2), np.float32), None, (1, 1), "valid", "relu")
-print(numba.threading_layer(), os.environ.get("OMP_WAIT_POLICY"))
+timeouts = [ctypes.CDLL(p).openblas_thread_timeout() for p in cpu.THREADS[1]]
+print(json.dumps([numba.threading_layer(), os.environ.get("OMP_WAIT_POLICY"), timeouts,
+                  os.environ.get("OPENBLAS_THREAD_TIMEOUT")]))
 """
 
 
 def _threads_probe(preload, **env_extra):
+    import json
     import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER")}
+    drop = ("OMP_WAIT_POLICY", "NUMBA_THREADING_LAYER", "OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(env_extra)
     out = subprocess.run([sys.executable, "-c", _THREADS_PROBE, "preload" if preload else "-"],
                          env=env, capture_output=True, text=True, check=True)
-    return out.stdout.split()
+    return json.loads(out.stdout)
 
 
 def _has_libgomp():
@@ -468,13 +474,37 @@ def _has_libgomp():
     return ctypes.util.find_library("gomp") is not None
 
 
+def _numpy_has_pthreads_openblas():
+    import ctypes
+    import os
+
+    from tinycnn.kernels import _cpu_threads as T
+
+    for path in T.mapped_libraries():
+        if "openblas" in os.path.basename(path).lower():
+            get_parallel = T.openblas_function(ctypes.CDLL(path), T.GET_PARALLEL)
+            if get_parallel is not None and get_parallel() == 1:
+                return True
+    return False
+
+
 @pytest.mark.skipif(not _has_libgomp(), reason="GNU OpenMP (libgomp) is not installed here")
-def test_threads_wait_passively_or_avoid_a_foreign_openmp():
+def test_numba_threads_wait_passively_or_avoid_a_foreign_openmp():
     # Alone: Numba's OpenMP layer, told to wait passively (spinning threads starve BLAS).
-    assert _threads_probe(False) == ["omp", "passive"]
+    assert _threads_probe(False)[:2] == ["omp", "passive"]
     # An OpenMP runtime already loaded (as by `import torch`) read its wait policy too early:
     # tinycnn uses Numba's own pool instead, and leaves the environment alone.
-    assert _threads_probe(True) == ["workqueue", "None"]
+    assert _threads_probe(True)[:2] == ["workqueue", None]
     # The user's own choices are kept.
-    assert _threads_probe(True, NUMBA_THREADING_LAYER="omp") == ["omp", "passive"]
-    assert _threads_probe(True, OMP_WAIT_POLICY="active") == ["omp", "active"]
+    assert _threads_probe(True, NUMBA_THREADING_LAYER="omp")[:2] == ["omp", "passive"]
+    assert _threads_probe(True, OMP_WAIT_POLICY="active")[:2] == ["omp", "active"]
+
+
+@pytest.mark.skipif(not _numpy_has_pthreads_openblas(), reason="NumPy here does not use a pthreads OpenBLAS")
+def test_openblas_threads_sleep_after_a_gemm_unless_the_user_chose():
+    _, _, timeouts, env = _threads_probe(False)
+    # NumPy's OpenBLAS, already running before the import, now waits 2**4 cycles; the
+    # variable used to tell it so is gone again (child processes see the user's environment).
+    assert timeouts and all(t == 4 for t in timeouts) and env is None
+    _, _, timeouts, env = _threads_probe(False, OPENBLAS_THREAD_TIMEOUT="20")
+    assert timeouts == [] and env == "20"
