@@ -20,27 +20,28 @@ from ._cpu_act import FAST
 SERIAL_BELOW = 1 << 14
 
 
+@njit(fastmath=FAST, cache=True, inline="always")
+def _adam_at(i, p, g, m, v, alpha, one_minus_b1, one_minus_b2, eps):
+    """One element of Adam: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); p -= alpha m / (sqrt v + eps)."""
+    gi = g[i]
+    mi = m[i] + (gi - m[i]) * one_minus_b1
+    vi = v[i] + (gi * gi - v[i]) * one_minus_b2
+    m[i] = mi
+    v[i] = vi
+    p[i] -= alpha * mi / (math.sqrt(vi) + eps)
+
+
 @njit(parallel=True, fastmath=FAST, cache=True)
 def _adam_kernel(p, g, m, v, alpha, one_minus_b1, one_minus_b2, eps):
     for i in prange(p.size):
-        gi = g[i]
-        mi = m[i] + (gi - m[i]) * one_minus_b1
-        vi = v[i] + (gi * gi - v[i]) * one_minus_b2
-        m[i] = mi
-        v[i] = vi
-        p[i] -= alpha * mi / (math.sqrt(vi) + eps)
+        _adam_at(i, p, g, m, v, alpha, one_minus_b1, one_minus_b2, eps)
 
 
 @njit(fastmath=FAST, cache=True)
 def _adam_serial(p, g, m, v, alpha, one_minus_b1, one_minus_b2, eps):
     """_adam_kernel without threads, for small parameters (biases)."""
     for i in range(p.size):
-        gi = g[i]
-        mi = m[i] + (gi - m[i]) * one_minus_b1
-        vi = v[i] + (gi * gi - v[i]) * one_minus_b2
-        m[i] = mi
-        v[i] = vi
-        p[i] -= alpha * mi / (math.sqrt(vi) + eps)
+        _adam_at(i, p, g, m, v, alpha, one_minus_b1, one_minus_b2, eps)
 
 
 @njit(parallel=True, fastmath=FAST, cache=True)
