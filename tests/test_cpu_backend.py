@@ -437,6 +437,46 @@ def test_geometry_shared_with_reference():
     assert conv_geometry(5, 5, 2, 2, (2, 2), "same")[:2] == (3, 3)
 
 
+# --------------------------------------------------------------------------- whole models
+def test_whole_model_same_predictions_gradients_and_update_as_reference():
+    """A seed-like model (convs with both paddings, pooling, batch norm, dense) in float32: the
+    same weights give the same predictions, loss, parameter gradients and update on the ``cpu``
+    backend as on the NumPy reference. Tolerance: float32 sums of up to a few thousand terms in
+    different orders (see the module docstring), relative to each array's scale. SGD with
+    momentum, whose step is linear in the gradient (Adam's first step is ~lr * sign(g), which
+    turns rounding noise in a near-zero gradient into a full step; its kernel is compared
+    with the reference's above)."""
+    import tinycnn
+    from tinycnn.backend import use_backend
+    from tinycnn.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
+    from tinycnn.models import Sequential
+
+    rng = np.random.default_rng(3)
+    x = rng.random((16, 20, 20, 1), dtype=F32)
+    y = (x[:, 5:15, 5:15, 0].mean(axis=(1, 2)) > 0.5).astype(F32)
+    seen, weights = {}, None
+    for name in ("numpy", "cpu"):
+        with use_backend(name):
+            m = Sequential([Conv2D(8, 3, activation="relu", input_shape=(20, 20, 1)), MaxPooling2D(),
+                            Conv2D(16, 3, padding="same", activation="relu"), BatchNormalization(),
+                            MaxPooling2D(), Flatten(), Dense(16, activation="relu"), Dense(1, activation="sigmoid")])
+            m.compile(tinycnn.optimizers.SGD(0.1, momentum=0.9), "binary_crossentropy")
+            weights = weights or m.get_weights()
+            m.set_weights(weights)
+            pred = m.predict(x, verbose=0)
+            loss = m.train_on_batch(x, y)
+            grads = [np.array(K.to_numpy(l.grads[k])) for l in m.layers for k in l.grads if l.grads[k] is not None]
+            seen[name] = (pred, loss, grads, m.get_weights())
+    (p0, l0, g0, w0), (p1, l1, g1, w1) = seen["numpy"], seen["cpu"]
+    np.testing.assert_allclose(p1, p0, rtol=1e-5, atol=1e-6)
+    assert l1 == pytest.approx(l0, rel=1e-5)
+    assert len(g0) == len(g1) == 10
+    for a, b in zip(g1, g0, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * np.abs(b).max())
+    for a, b, before in zip(w1, w0, weights, strict=True):  # the steps taken
+        np.testing.assert_allclose(a - before, b - before, rtol=1e-3, atol=1e-4 * np.abs(b - before).max())
+
+
 # --------------------------------------------------------------------------- threads
 _THREADS_PROBE = """
 import ctypes, json, os, sys

@@ -174,6 +174,24 @@ def test_class_weight_balanced_changes_the_loss():
     assert plain != weighted
 
 
+@pytest.mark.parametrize("backend_name", ["numpy", "cpu"])
+def test_training_never_writes_into_arrays_given_to_set_weights(backend_name):
+    from tinycnn.backend import use_backend
+
+    x, y = blobs(16, seed=3)
+    with use_backend(backend_name):
+        m = Sequential([Conv2D(4, 3, activation="relu", input_shape=(16, 16, 1)), BatchNormalization(),
+                        MaxPooling2D(), Flatten(), Dense(1, activation="sigmoid")])  # BN: moving stats too
+        m.compile("adam", "binary_crossentropy")
+        given = [w.astype(np.float32) for w in m.get_weights()]
+        kept = [w.copy() for w in given]
+        m.set_weights(given)
+        m.train_on_batch(x, y)
+        assert any(not np.array_equal(a, b) for a, b in zip(m.get_weights(), kept, strict=True))
+    for a, b in zip(given, kept, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_backend_switch_keeps_the_model(tmp_path):
     from tinycnn.backend import use_backend
 

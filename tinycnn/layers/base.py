@@ -78,7 +78,9 @@ class Layer:
     def _set_params(self, **arrays):
         B = backend.get()
         for k, v in arrays.items():
-            self.params[k] = B.asarray(np.asarray(v, dtype=self.dtype))
+            # a copy: training updates parameters in place, and must never write into arrays the
+            # caller passed to set_weights (or still holds from get_weights)
+            self.params[k] = B.asarray(np.array(v, dtype=self.dtype, order="C", copy=True))
         self.grads = {k: None for k in self.params}
 
     def count_params(self):

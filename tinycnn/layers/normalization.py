@@ -35,7 +35,7 @@ class BatchNormalization(Layer):
     def set_state(self, **arrays):
         B = backend.get()
         for k, v in arrays.items():
-            self.state[k] = B.asarray(np.asarray(v, dtype=self.dtype))
+            self.state[k] = B.asarray(np.array(v, dtype=self.dtype, order="C", copy=True))  # updated in place
 
     def forward(self, x, training=False):
         B = backend.get()
