@@ -42,6 +42,13 @@ SERIAL_BELOW = 1 << 14
 
 
 # --------------------------------------------------------------------------- Numba kernels
+@njit(inline="always", cache=True)
+def window_columns(q, pl, sw, W, OW):
+    """``(jlo, jhi)``: the output columns j whose input column ``j*sw + q - pl`` (window
+    offset q, left padding pl) lies inside ``0..W-1``; shared by conv and pooling loops."""
+    return max(0, (pl - q + sw - 1) // sw), min(OW, (W - 1 + pl - q) // sw + 1)
+
+
 @njit(parallel=True, fastmath=FAST, cache=True)
 def _direct_forward_kernel(x, w2, b, KH, KW, sh, sw, pt, pl, act, alpha, nb, y):
     """Output rows y[n, i] (OW x F) are accumulated in a per-block scratch row that stays in
@@ -65,8 +72,7 @@ def _direct_forward_kernel(x, w2, b, KH, KW, sh, sw, pt, pl, act, alpha, nb, y):
                     continue
                 xrow = x[n, h]
                 for q in range(KW):
-                    jlo = max(0, (pl - q + sw - 1) // sw)
-                    jhi = min(OW, (W - 1 + pl - q) // sw + 1)
+                    jlo, jhi = window_columns(q, pl, sw, W, OW)
                     for c in range(C):
                         wk = w2[(p * KW + q) * C + c]
                         for j in range(jlo, jhi):
@@ -107,8 +113,7 @@ def _direct_backward_w_kernel(x, y, dy, KH, KW, sh, sw, pt, pl, act, part):
                     continue
                 xrow = x[n, h]
                 for q in range(KW):
-                    jlo = max(0, (pl - q + sw - 1) // sw)
-                    jhi = min(OW, (W - 1 + pl - q) // sw + 1)
+                    jlo, jhi = window_columns(q, pl, sw, W, OW)
                     for c in range(C):
                         a = acc[(p * KW + q) * C + c]
                         j = jlo
@@ -200,9 +205,7 @@ def _col2im_kernel(dcols, n0, n1, KH, KW, sh, sw, pt, pl, OH, OW, dx):
             base = (nl * OH + ii // sh) * OW
             for q in range(KW):
                 k0 = (p * KW + q) * C
-                # windows j whose column v = j*sw + q - pl lies inside the image
-                jlo = max(0, (pl - q + sw - 1) // sw)
-                jhi = min(OW, (W - 1 + pl - q) // sw + 1)
+                jlo, jhi = window_columns(q, pl, sw, W, OW)
                 for j in range(jlo, jhi):
                     src = dcols[base + j]
                     dst = out[j * sw + q - pl]

@@ -13,6 +13,7 @@ from numba import njit, prange
 from ..errors import ConfigError, ShapeError
 from . import _cpu_memory as mem
 from ._cpu_checks import float_array, pair_of_ints, same_shape
+from ._cpu_conv import window_columns
 from .shapes import conv_geometry
 
 
@@ -67,8 +68,7 @@ def _maxpool_backward_kernel(dy, arg, PH, PW, sh, sw, pt, pl, dx):
             i = ii // sh
             for q in range(PW):
                 k = p * PW + q
-                jlo = max(0, (pl - q + sw - 1) // sw)
-                jhi = min(OW, (W - 1 + pl - q) // sw + 1)
+                jlo, jhi = window_columns(q, pl, sw, W, OW)
                 for j in range(jlo, jhi):
                     g = dy[n, i, j]
                     a = arg[n, i, j]
