@@ -53,7 +53,7 @@ __all__ = [
     "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
     "global_avgpool_forward", "global_avgpool_backward", "dense_forward", "dense_backward",
     "activation_forward", "activation_backward", "batchnorm_forward", "batchnorm_backward",
-    "dropout_forward", "dropout_backward", "loss_forward", "loss_backward",
+    "dropout_forward", "dropout_backward", "add", "loss_forward", "loss_backward",
     "sgd_update", "adam_update",
 ]  # fmt: skip
 
@@ -410,6 +410,18 @@ def dropout_backward(dy, ctx):
     """``dx = dy * keep / (1 - rate)``."""
     keep, scale = ctx
     return _apply_mask(asarray(dy, scale.dtype), keep, scale)
+
+
+# --------------------------------------------------------------------------- sums
+def add(a, b):
+    """``y = a + b`` elementwise for two arrays of one shape."""
+    a = _input(a, "a")
+    b = asarray(b, a.dtype)
+    if tuple(b.shape) != tuple(a.shape):
+        raise ShapeError(f"add: b has shape {tuple(b.shape)}, a has {tuple(a.shape)}")
+    y = cuda.device_array(a.shape, dtype=a.dtype)
+    ew.launch_1d("add", a.dtype, _size(a), _flat(a), _flat(b), _flat(y))
+    return y
 
 
 # --------------------------------------------------------------------------- losses

@@ -251,6 +251,16 @@ def test_activations_match_reference(rng, kind):
     close(K.activation_backward(dy, ctx), R.activation_backward(dy, ctxr), 5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_matches_reference_and_checks_shapes(rng, dtype):
+    a, b = randn(rng, (3, 5, 4, 2), dtype), randn(rng, (3, 5, 4, 2), dtype)
+    y = K.add(a, b)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, R.add(a, b))
+    with pytest.raises(ShapeError):
+        K.add(a, b[:, :4])
+
+
 # --------------------------------------------------------------------------- batch norm, dropout
 @pytest.mark.parametrize("training", [True, False])
 def test_batchnorm_matches_reference(rng, training):

@@ -43,7 +43,7 @@ from tinycnn.kernels import cuda as K  # noqa: E402
 from tinycnn.kernels import reference as R  # noqa: E402
 
 from tinycnn import kernels  # noqa: E402
-from tinycnn.errors import DTypeError, InvalidValueError  # noqa: E402
+from tinycnn.errors import DTypeError, InvalidValueError, ShapeError  # noqa: E402
 
 pytestmark = pytest.mark.cudasim
 
@@ -314,6 +314,15 @@ def test_dropout_matches_the_reference_bit_for_bit(rng):
     dy = f32(rng, *x.shape)
     np.testing.assert_array_equal(K.to_numpy(K.dropout_backward(K.asarray(dy), ctx)),
                                   R.dropout_backward(dy, ctxr))  # fmt: skip
+
+
+# --------------------------------------------------------------------------- sums
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add(rng, dtype):
+    a, b = f32(rng, 2 * S, 3, 4, 2).astype(dtype), f32(rng, 2 * S, 3, 4, 2).astype(dtype)
+    close(K.add(K.asarray(a), b), R.add(a, b), **EW)
+    with pytest.raises(ShapeError):
+        K.add(a, b[:, :2])
 
 
 # --------------------------------------------------------------------------- losses
