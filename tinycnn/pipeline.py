@@ -8,6 +8,7 @@ Used by the ``tinycnn demo | train | evaluate | predict`` commands and usable fr
 >>> print(pipeline.format_report(report))
 """
 
+import argparse
 import os
 import time
 
@@ -78,36 +79,47 @@ def loss_for(task):
 
 
 # ------------------------------------------------------------------ training
-def train(splits, epochs=10, batch_size=32, learning_rate=1e-3, class_weight=None, augment=None,
-          model=None, out=None, verbose=1, seed=0, callbacks=None, checkpoint=None, resume=None, patience=None):
+def train(splits, epochs=None, batch_size=None, learning_rate=None, class_weight=None, augment="recipe",
+          model=None, out=None, verbose=1, seed=0, callbacks=None, checkpoint=None, resume=None, patience=None,
+          ensemble=None, recipe=None):
     """Train a diagnosis model on ``splits`` (a :class:`tinycnn.data.DataSplits`).
+
+    Settings left None, the architecture (``model=None``) and the augmentation
+    (``augment='recipe'``; None for none) come from ``recipe``, by default
+    :func:`tinycnn.recipe.for_data` of the data; ``ensemble=K`` trains K models from
+    different seeds and averages them in one model (see :func:`tinycnn.recipe.fit`).
 
     Returns ``(model, history, report)``; ``report`` holds the test metrics (or validation,
     if there is no test part). With ``out`` the model is saved with its preprocessing
     settings (image size, channels, task, class names), never with any image or label.
     """
     from . import callbacks as C
+    from . import recipe as recipes
     from .optimizers import Adam
-    from .random import set_random_seed
 
     if splits.train is None:
         raise DataError(f"{splits.source or 'the data'} has no training part")
-    set_random_seed(seed)
     x, y = splits.train
-    if model is None:
-        model = diagnosis_model(tuple(x.shape[1:]), splits.num_classes, splits.task)
-    model.compile(Adam(learning_rate), loss_for(splits.task),
+    if model is not None and ensemble is None:
+        ensemble = 1
+    r = (recipe or recipes.for_data(splits)).replace(epochs=epochs, batch_size=batch_size,
+                                                     learning_rate=learning_rate, ensemble=ensemble)
+    metadata = {"image_size": list(x.shape[1:3]), "channels": int(x.shape[3]), "task": splits.task,
+                "class_names": [str(c) for c in splits.class_names], "value_range": [0.0, 1.0],
+                "recipe": r.to_dict()}
+
+    def compile_model(m):
+        m.compile(Adam(r.learning_rate), loss_for(splits.task),
                   metrics=["accuracy", "auc"] if splits.task != "multilabel" else ["auc"])
-    model.metadata = {"image_size": list(x.shape[1:3]), "channels": int(x.shape[3]), "task": splits.task,
-                      "class_names": [str(c) for c in splits.class_names], "value_range": [0.0, 1.0]}
+        m.metadata = dict(metadata)
+
     cbs = list(callbacks or [])
     if splits.val is not None and patience:
         # on the validation loss, not AUC: AUC saturates at 1.0 early while calibration still improves
         cbs.append(C.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
     t0 = time.perf_counter()
-    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=splits.val,
-                        class_weight=class_weight, augment=augment, verbose=verbose, callbacks=cbs,
-                        checkpoint=checkpoint, resume=resume)
+    model, history = recipes.fit(r, splits, compile_model, seed=seed, model=model, augment=augment, callbacks=cbs,
+                                 checkpoint=checkpoint, resume=resume, class_weight=class_weight, verbose=verbose)
     model.metadata["train_seconds"] = round(time.perf_counter() - t0, 1)
     model.metadata["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     part = splits.test if splits.test is not None else splits.val
@@ -208,7 +220,8 @@ def _cmd_demo(args):
                              class_names=["normal", "nodule"], task="binary", num_classes=2,
                              source="synthetic_chest_xrays")
     model, hist, rep = train(splits, epochs=args.epochs, batch_size=32, out=args.out,
-                             verbose=1 if args.verbose else 2, seed=args.seed,
+                             verbose=1 if args.verbose else 2, seed=args.seed, learning_rate=1e-3,
+                             model=diagnosis_model((args.image_size, args.image_size, 1)),
                              augment=data.Augmenter(horizontal_flip=False, rotation=5, shift=0.03,
                                                           brightness=0.05, contrast=0.05))
     print("\ntest set:")
@@ -222,11 +235,11 @@ def _cmd_train(args):
 
     splits = data.load_dataset(args.data, image_size=args.image_size, seed=args.seed)
     print(splits)
-    aug = data.Augmenter(horizontal_flip=False) if args.augment else None  # left and right are anatomy
     model, hist, rep = train(splits, epochs=args.epochs, batch_size=args.batch_size,
-                             learning_rate=args.learning_rate, class_weight=args.class_weight, augment=aug,
-                             out=args.out, verbose=1, seed=args.seed, checkpoint=args.checkpoint,
-                             resume=args.checkpoint if args.resume else None, patience=args.patience)
+                             learning_rate=args.learning_rate, class_weight=args.class_weight,
+                             augment="recipe" if args.augment else None, out=args.out, verbose=1, seed=args.seed,
+                             checkpoint=args.checkpoint, resume=args.checkpoint if args.resume else None,
+                             patience=args.patience, ensemble=args.ensemble)
     print("\ntest set:" if splits.test is not None else "\nvalidation set:")
     print(format_report(rep, splits.class_names))
     if args.out:
@@ -295,11 +308,15 @@ def add_cli(sub):
     p = sub.add_parser("train", help="train on a .npz file, an image folder or a DICOM folder")
     p.add_argument("--data", required=True, help="MedMNIST-style .npz, or a folder with one sub-folder per class")
     p.add_argument("--image-size", type=int, default=None, help="resize images to N x N")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=None, help="default: the recipe's, from the data size")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (32)")
+    p.add_argument("--learning-rate", type=float, default=None, help="peak of the cosine schedule (default 1e-3)")
     p.add_argument("--class-weight", choices=["balanced"], default=None)
-    p.add_argument("--augment", action="store_true", help="random flips, rotations, shifts, brightness")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="random shifts, rotations, brightness, and flips where the modality allows (default on)")
+    p.add_argument("--ensemble", type=int, default=None, metavar="K",
+                   help="train K models from different seeds, averaged in one model file "
+                        "(default: the recipe's, 3 for small data sets)")
     p.add_argument("--patience", type=int, default=None, help="early stopping on the validation loss")
     p.add_argument("--checkpoint", default=None, help="write a checkpoint here after every epoch")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
