@@ -123,3 +123,13 @@ def test_default_recipe_on_real_breastmnist():
     seconds = time.perf_counter() - t0
     assert model.metadata["recipe"]["modality"] == "ultrasound"
     assert rep["auc"] >= 0.85, (rep["auc"], seconds)
+
+
+def test_grad_cam_of_the_recipe_network_explains_its_last_residual_block():
+    from tinycnn import explain
+
+    s = splits_of(16, shape=(28, 28, 1), seed=4)
+    model, _, _ = pipeline.train(s, recipe=recipe.for_data(s).replace(epochs=1, ensemble=1, width=4), verbose=0)
+    last = [layer.name for layer in model.layers if isinstance(layer, ResidualBlock)][-1]
+    x = s.train[0][:3]
+    np.testing.assert_array_equal(explain.grad_cam(model, x), explain.grad_cam(model, x, layer=last))

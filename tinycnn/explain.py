@@ -22,7 +22,7 @@ import numpy as np
 
 from . import backend
 from .errors import ConfigError, InvalidValueError, ShapeError
-from .layers import Conv2D
+from .layers import Conv2D, ResidualBlock
 
 BATCH = 32
 
@@ -35,10 +35,11 @@ _INFERNO_ANCHORS = np.array(
 
 # ------------------------------------------------------------------ model plumbing
 def _layer_index(model, layer):
-    """Index of ``layer`` (name, index, layer object or None: the last Conv2D) in ``model``."""
+    """Index of ``layer`` (name, index, layer object or None: the last Conv2D or ResidualBlock)
+    in ``model``."""
     layers = model.layers
     if layer is None:
-        convs = [i for i, lay in enumerate(layers) if isinstance(lay, Conv2D)]
+        convs = [i for i, lay in enumerate(layers) if isinstance(lay, (Conv2D, ResidualBlock))]
         if not convs:
             raise ConfigError("the model has no Conv2D layer; pass layer= a layer with (H, W, C) outputs")
         return convs[-1]
@@ -198,7 +199,7 @@ def grad_cam(model, images, layer=None, class_index=None):
         As the model takes them.
     layer : str, int, Layer or None
         The layer whose output is explained; any layer with (h, w, K) outputs. Default: the
-        last Conv2D.
+        last Conv2D or ResidualBlock.
     class_index : int, (N,) ints or None
         The class explained. Default: for a single sigmoid output the positive class (1), else
         the predicted class of each image.
@@ -542,6 +543,6 @@ def add_cli(sub):
     p.add_argument("path", metavar="IMAGE|FOLDER")
     p.add_argument("--out", required=True, help="folder for the overlay PNGs")
     p.add_argument("--method", choices=_METHODS, default="gradcam")
-    p.add_argument("--layer", default=None, help="layer name for gradcam (default: the last Conv2D)")
+    p.add_argument("--layer", default=None, help="layer name for gradcam (default: the last Conv2D or ResidualBlock)")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in [0, 1]")
     p.set_defaults(func=_cmd_explain)
