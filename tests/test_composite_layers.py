@@ -157,6 +157,33 @@ def test_ensemble_is_the_mean_of_its_members_and_one_file(tmp_path):
     assert len(back.layers[0].members) == 3
 
 
+def test_ensemble_test_time_flips_average_the_mirrored_views_at_inference_only(tmp_path):
+    x, _ = data()
+    members = [res_model(k=3, seed=s) for s in (0, 1)]
+    views = (x, x[:, :, ::-1], x[:, ::-1])
+    expected = np.mean([m.predict(np.ascontiguousarray(v)) for m in members for v in views], axis=0)
+    ens = Sequential([Ensemble(members, flips=["horizontal", "vertical"])])
+    np.testing.assert_allclose(ens.predict(x), expected, rtol=1e-5, atol=1e-7)
+    ens.compile("adam", "sparse_categorical_crossentropy")
+    ens.save(tmp_path / "f.tcnn")
+    back = load_model(tmp_path / "f.tcnn")
+    assert back.layers[0].flips == ("horizontal", "vertical")
+    np.testing.assert_array_equal(back.predict(x), ens.predict(x))
+    # training sees the images as they are (batch statistics of the N images, not of 3N views)
+    got = np.array(ens.layers[0].forward(x, training=True))
+    want = []
+    for m in members:
+        h = x
+        for layer in m.layers:
+            h = layer.forward(h, training=True)
+        want.append(np.array(h))
+    np.testing.assert_allclose(got, np.mean(want, axis=0), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ConfigError):
+        Ensemble(members, flips="horizontal")
+    with pytest.raises(ConfigError):
+        Ensemble(members, flips=["diagonal"])
+
+
 def test_ensemble_refuses_bad_members():
     with pytest.raises(ConfigError):
         Ensemble([])

@@ -148,15 +148,17 @@ def test_residual_block_gradients(backend_name, filters, strides, shape):
 
 
 @pytest.mark.parametrize("backend_name", ["numpy", "cpu"])
-def test_ensemble_of_residual_models_gradients(backend_name):
-    """A whole model whose one layer averages two members, each with a residual block."""
+@pytest.mark.parametrize("flips", [(), ("horizontal", "vertical")])
+def test_ensemble_of_residual_models_gradients(backend_name, flips):
+    """A whole model whose one layer averages two members, each with a residual block (and, at
+    inference, where the model gradient is checked, over flipped views of the images)."""
     from tinycnn.layers import Ensemble, ResidualBlock
 
     def member():
         return Sequential([Conv2D(2, 3, input_shape=(6, 5, 2)), BatchNormalization(), ResidualBlock(3, strides=2),
                            GlobalAveragePooling2D(), Dense(3, activation="softmax")])
 
-    model = Sequential([Ensemble([member(), member()])])
+    model = Sequential([Ensemble([member(), member()], flips=flips)])
     model.compile("adam", "sparse_categorical_crossentropy")
     res = gradcheck(model, _x(5, (3, 6, 5, 2)), np.array([0, 2, 1]), backend_name=backend_name)
     assert res.ok(TOL), res.errors

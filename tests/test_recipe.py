@@ -9,7 +9,7 @@ import pytest
 
 from tinycnn import data, pipeline, recipe
 from tinycnn.errors import ConfigError
-from tinycnn.layers import Ensemble, ResidualBlock
+from tinycnn.layers import Conv2D, Ensemble, ResidualBlock
 from tinycnn.models import load_model
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -133,3 +133,14 @@ def test_grad_cam_of_the_recipe_network_explains_its_last_residual_block():
     last = [layer.name for layer in model.layers if isinstance(layer, ResidualBlock)][-1]
     x = s.train[0][:3]
     np.testing.assert_array_equal(explain.grad_cam(model, x), explain.grad_cam(model, x, layer=last))
+
+
+def test_test_time_flips_follow_the_training_flips():
+    s = splits_of(16, seed=5, source="breastmnist.npz")  # ultrasound: left-right flips only
+    r = recipe.for_data(s).replace(epochs=1, ensemble=1, width=4)
+    model, _, _ = pipeline.train(s, recipe=r, verbose=0)
+    assert isinstance(model.layers[0], Ensemble) and model.layers[0].flips == ("horizontal",)
+    plain, _, _ = pipeline.train(s, recipe=r, augment=None, verbose=0)  # trained without flips: none at test
+    assert isinstance(plain.layers[0], Conv2D)
+    off, _, _ = pipeline.train(s, recipe=r.replace(test_time_flips=False), verbose=0)
+    assert not isinstance(off.layers[0], Ensemble)

@@ -73,11 +73,12 @@ class Recipe:
     epochs, batch_size, learning_rate, warmup_fraction
         Adam at ``learning_rate`` with a linear warm-up over ``warmup_fraction`` of the steps,
         then a half cosine to zero (:class:`tinycnn.callbacks.CosineDecay`).
-    label_smoothing : float
     augment : dict or None
         :class:`tinycnn.data.Augmenter` arguments.
     ensemble : int
-        Models trained from consecutive seeds and averaged in one model file.
+        Models trained from different seeds (:func:`member_seed`) and averaged in one model file.
+    test_time_flips : bool
+        Also average each model over the flips its training augmentation used.
     modality : str or None
     """
 
@@ -89,9 +90,9 @@ class Recipe:
     batch_size: int = 32
     learning_rate: float = 1e-3
     warmup_fraction: float = 0.05
-    label_smoothing: float = 0.0
     augment: dict | None = field(default_factory=lambda: dict(AUGMENTATIONS[None]))
     ensemble: int = 1
+    test_time_flips: bool = True
     modality: str | None = None
 
     def __post_init__(self):
@@ -104,8 +105,9 @@ class Recipe:
             raise ConfigError(f"blocks must be positive ints, one per stage, got {self.blocks!r}")
         if isinstance(self.learning_rate, bool) or not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if not 0 <= self.dropout < 1 or not 0 <= self.warmup_fraction < 1 or not 0 <= self.label_smoothing < 1:
-            raise ConfigError("dropout, warmup_fraction and label_smoothing must lie in [0, 1)")
+        if not 0 <= self.dropout < 1 or not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"dropout and warmup_fraction must lie in [0, 1), got {self.dropout!r} "
+                              f"and {self.warmup_fraction!r}")
 
     def build_model(self, input_shape, num_classes, task):
         """The network, built for ``input_shape`` (H, W, C)."""
@@ -257,8 +259,9 @@ def fit(recipe, splits, compile_model, seed=0, model=None, augment="recipe", cal
     Each member is built by the recipe (or is ``model``, for a single model), compiled by
     ``compile_model(model)``, seeded with :func:`member_seed` and trained with the recipe's
     learning-rate schedule (unless ``callbacks`` already set the rate) and augmentation
-    (``augment='recipe'``; None for none, or an augmenter). K > 1 members are joined into
-    ``Sequential([Ensemble(members)])``; the history is then the mean over members, epoch by
+    (``augment='recipe'``; None for none, or an augmenter). K > 1 members, or one member with
+    test-time flips (those of the augmentation, when ``recipe.test_time_flips``), are joined into
+    ``Sequential([Ensemble(members, flips)])``; the history is the mean over members, epoch by
     epoch. With ``checkpoint``, member k of K > 1 writes ``name-kofK.ext``; a resumed run skips
     the members whose checkpoint is complete and restarts the one that was interrupted.
     """
@@ -290,9 +293,10 @@ def fit(recipe, splits, compile_model, seed=0, model=None, augment="recipe", cal
                   augment=aug, callbacks=cbs, checkpoint=path, resume=res, **fit_kwargs)
         members.append(m)
         histories.append(h)
-    if K == 1:
+    flips = [f for f in ("horizontal", "vertical") if recipe.test_time_flips and getattr(aug, f"{f}_flip", False)]
+    if K == 1 and not flips:
         return members[0], histories[0]
-    joined = Sequential([Ensemble(members)], name=f"ensemble_of_{K}")
+    joined = Sequential([Ensemble(members, flips=flips)], name=f"ensemble_of_{K}")
     compile_model(joined)
     history = C.History()
     n = min(len(h.epoch) for h in histories)

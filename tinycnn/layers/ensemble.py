@@ -1,5 +1,7 @@
 """Ensemble: K trained models averaged as one layer, so K models travel in one model file."""
 
+import numpy as np
+
 from .. import backend
 from ..errors import ConfigError, ShapeError
 from .composite import Composite
@@ -14,11 +16,20 @@ class Ensemble(Composite):
     is saved, loaded and predicts like any model. Backward: every member gets ``dy / K``;
     ``dx`` is the sum of the members' input gradients.
 
-    The mean of the (N, U) outputs is taken on the host: those arrays are tiny, and the
-    kernel contract has no scalar multiply.
+    Test-time flips: with ``flips=('horizontal',)`` (and/or ``'vertical'``), inference
+    (``training=False``) also averages each member over the mirrored images, one view per
+    listed flip besides the image itself; training ignores them. The views run as one batch
+    of V*N images, so every layer keeps one backward context and the gradient stays exact:
+    ``dx = sum_v flip_v(dx_v)``.
+
+    The mean of the (N, U) outputs is taken on the host, where the flipped views are made too
+    (free for the host backends; one copy of the batch each way on a GPU): those arrays are
+    small, and the kernel contract has no scalar multiply or flip.
     """
 
-    def __init__(self, members, **kwargs):
+    _AXES = {"horizontal": 2, "vertical": 1}
+
+    def __init__(self, members, flips=(), **kwargs):
         from ..models import Sequential
 
         super().__init__(**kwargs)
@@ -32,6 +43,9 @@ class Ensemble(Composite):
                 raise ConfigError(f"Ensemble members must be Sequential models with layers, got {m!r}")
             models.append(m)
         self.members = models
+        if isinstance(flips, str) or any(f not in self._AXES for f in flips):
+            raise ConfigError(f"flips must be a list of {sorted(self._AXES)}, got {flips!r}")
+        self.flips = tuple(dict.fromkeys(flips))
         for k, m in enumerate(models):
             for i, layer in enumerate(m.layers):
                 self._track(f"m{k}_{i}", layer)
@@ -58,17 +72,28 @@ class Ensemble(Composite):
 
     def forward(self, x, training=False):
         B = backend.get()
+        views = () if training else self.flips
+        if views:
+            h = B.to_numpy(x)
+            x = B.asarray(np.concatenate([h] + [np.flip(h, axis=self._AXES[f]) for f in views]))
+        self._ctx = views
         total = None
         for m in self.members:
             h = x
             for layer in m.layers:
                 h = layer.forward(h, training=training)
             total = h if total is None else B.add(total, h)
-        return B.asarray(B.to_numpy(total) / len(self.members))
+        y = np.asarray(B.to_numpy(total))
+        n_views = len(views) + 1
+        y = y.reshape(n_views, -1, *y.shape[1:]).sum(axis=0) / (len(self.members) * n_views)
+        return B.asarray(np.ascontiguousarray(y))
 
     def backward(self, dy, need_dx=True):
         B = backend.get()
-        d_member = B.asarray(B.to_numpy(dy) / len(self.members))
+        views, self._ctx = self._ctx, None
+        n_views = len(views) + 1
+        d = np.asarray(B.to_numpy(dy)) / (len(self.members) * n_views)
+        d_member = B.asarray(np.concatenate([d] * n_views).astype(d.dtype, copy=False))
         dx = None
         for m in self.members:
             d = d_member
@@ -76,7 +101,12 @@ class Ensemble(Composite):
                 d = m.layers[i].backward(d, need_dx=need_dx or i > 0)
             if need_dx:
                 dx = d if dx is None else B.add(dx, d)
-        return dx
+        if not need_dx or not views:
+            return dx
+        parts = np.split(np.asarray(B.to_numpy(dx)), n_views)
+        total = parts[0] + sum(np.flip(p, axis=self._AXES[f]) for p, f in zip(parts[1:], views, strict=True))
+        return B.asarray(np.ascontiguousarray(total))
 
     def get_config(self):
-        return {**super().get_config(), "members": [m.get_config() for m in self.members]}
+        return {**super().get_config(), "members": [m.get_config() for m in self.members],
+                "flips": list(self.flips)}
