@@ -125,14 +125,17 @@ def test_default_recipe_on_real_breastmnist():
     assert rep["auc"] >= 0.85, (rep["auc"], seconds)
 
 
-def test_grad_cam_of_the_recipe_network_explains_its_last_residual_block():
+def test_grad_cam_default_layer_is_the_last_conv2d_or_residual_block():
     from tinycnn import explain
+    from tinycnn.layers import Dense, GlobalAveragePooling2D
+    from tinycnn.models import Sequential
 
-    s = splits_of(16, shape=(28, 28, 1), seed=4)
-    model, _, _ = pipeline.train(s, recipe=recipe.for_data(s).replace(epochs=1, ensemble=1, width=4), verbose=0)
-    last = [layer.name for layer in model.layers if isinstance(layer, ResidualBlock)][-1]
-    x = s.train[0][:3]
-    np.testing.assert_array_equal(explain.grad_cam(model, x), explain.grad_cam(model, x, layer=last))
+    x = np.random.default_rng(4).random((3, 12, 12, 1), dtype=np.float32)
+    m = Sequential([Conv2D(4, 3, input_shape=(12, 12, 1)), ResidualBlock(4, name="block"), GlobalAveragePooling2D(),
+                    Dense(1, activation="sigmoid")])
+    np.testing.assert_array_equal(explain.grad_cam(m, x), explain.grad_cam(m, x, layer="block"))
+    r = recipe.residual_cnn((12, 12, 1), width=4)
+    np.testing.assert_array_equal(explain.grad_cam(r, x), explain.grad_cam(r, x, layer="head_conv"))
 
 
 def test_test_time_flips_follow_the_training_flips():

@@ -181,7 +181,7 @@ def residual_cnn(input_shape, num_classes=2, task="binary", width=32, blocks=(1,
     """A small ResNet for diagnosis.
 
     ``[Conv(w) BN ReLU MaxPool] x pools -> ResidualBlock(w 2^i, stride 2 from the second
-    stage) ... -> GlobalAveragePooling -> Dropout -> Dense``.
+    stage) ... -> Conv1x1(w 2^stages) BN ReLU -> GlobalAveragePooling -> Dropout -> Dense``.
 
     Parameters
     ----------
@@ -217,6 +217,10 @@ def residual_cnn(input_shape, num_classes=2, task="binary", width=32, blocks=(1,
         for b in range(n):
             layers.append(ResidualBlock(width * 2**stage, strides=2 if stage and not b else 1, momentum=0.9,
                                         name=f"stage{stage + 1}_block{b + 1}"))
+    # a 1x1 convolution widens the last map before pooling (as diagnosis_model's last conv):
+    # more features for the classifier at little cost, and a Conv2D for Grad-CAM
+    layers += [Conv2D(width * 2 ** len(blocks), 1, use_bias=False, kernel_initializer="he_uniform", name="head_conv"),
+               BatchNormalization(momentum=0.9, name="head_bn"), ReLU(name="head_relu")]
     layers.append(GlobalAveragePooling2D(name="pool"))
     if dropout:
         layers.append(Dropout(dropout, name="dropout"))
