@@ -318,7 +318,8 @@ def add_cli(sub):
                    help="train K models from different seeds, averaged in one model file "
                         "(default: the recipe's, 3 for small data sets)")
     p.add_argument("--patience", type=int, default=None, help="early stopping on the validation loss")
-    p.add_argument("--checkpoint", default=None, help="write a checkpoint here after every epoch")
+    p.add_argument("--checkpoint", default=None, help="write a checkpoint here after every epoch "
+                   "(an ensemble of K writes one per model: NAME-1ofK.tcnn, ...)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="model file to write")

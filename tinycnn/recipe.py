@@ -40,19 +40,22 @@ MEDMNIST_MODALITIES = {
 
 # Flips only where the anatomy allows: a chest film or a CT slice has a left and a right (the
 # heart, the liver), ultrasound and OCT have a depth axis that must stay vertical, a fundus
-# photograph may be mirrored (left and right eyes) and turned freely, slides and skin have no
-# orientation at all. Unknown modality: no flips, only small geometric and intensity changes.
-_MILD = dict(rotation=10.0, shift=0.08, brightness=0.1, contrast=0.1)
+# photograph may be mirrored (left and right eyes) and turned over, slides and skin have no
+# orientation at all. Unknown modality: no flips. Brightness and contrast everywhere. No
+# rotations or shifts: at 28x28 their bilinear resampling blurs every training image, which
+# the network then sees only in training; on BreastMNIST's validation folds, adding them to
+# flips, brightness and contrast lowered the AUC from 0.899 to 0.877 (README, "Real data").
+_INTENSITY = dict(rotation=0.0, shift=0.0, brightness=0.1, contrast=0.1)
 AUGMENTATIONS = {
-    None: dict(horizontal_flip=False, vertical_flip=False, **_MILD),
-    "chest_xray": dict(horizontal_flip=False, vertical_flip=False, **_MILD),
-    "ct": dict(horizontal_flip=False, vertical_flip=False, **_MILD),
-    "ultrasound": dict(horizontal_flip=True, vertical_flip=False, **_MILD),
-    "oct": dict(horizontal_flip=True, vertical_flip=False, **_MILD),
-    "fundus": dict(horizontal_flip=True, vertical_flip=True, **_MILD),
-    "dermatoscopy": dict(horizontal_flip=True, vertical_flip=True, **_MILD),
-    "histology": dict(horizontal_flip=True, vertical_flip=True, **_MILD),
-    "microscopy": dict(horizontal_flip=True, vertical_flip=True, **_MILD),
+    None: dict(horizontal_flip=False, vertical_flip=False, **_INTENSITY),
+    "chest_xray": dict(horizontal_flip=False, vertical_flip=False, **_INTENSITY),
+    "ct": dict(horizontal_flip=False, vertical_flip=False, **_INTENSITY),
+    "ultrasound": dict(horizontal_flip=True, vertical_flip=False, **_INTENSITY),
+    "oct": dict(horizontal_flip=True, vertical_flip=False, **_INTENSITY),
+    "fundus": dict(horizontal_flip=True, vertical_flip=True, **_INTENSITY),
+    "dermatoscopy": dict(horizontal_flip=True, vertical_flip=True, **_INTENSITY),
+    "histology": dict(horizontal_flip=True, vertical_flip=True, **_INTENSITY),
+    "microscopy": dict(horizontal_flip=True, vertical_flip=True, **_INTENSITY),
 }
 
 
