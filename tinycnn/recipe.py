@@ -21,10 +21,11 @@ import numpy as np
 from .errors import ConfigError
 
 #: Training images presented per run, over all ensemble members, at 28x28 (scaled by the pixel
-#: count for larger images): it bounds the training time on any data set (about 5 minutes on 2
-#: busy cores for this architecture at 28x28), so a 100k-image set gets few epochs, not hours.
+#: count for larger images): it bounds the training time on any data set, so a 100k-image set
+#: gets few epochs, not hours. (RetinaMNIST's 3 x 60 x 1,080 = 194,400 took 2-3 minutes on 2
+#: cores at a load average of 3-5.)
 IMAGE_BUDGET = 200_000
-#: Epochs for a small data set (the budget allows more; validation showed no gain beyond).
+#: Epochs for a small data set (60 did better than 30 on validation; more was not tried).
 MAX_EPOCHS = 60
 #: Fewest epochs a member of an ensemble gets; below it one model is trained instead.
 MIN_ENSEMBLE_EPOCHS = 30
