@@ -14,9 +14,10 @@ import time
 
 import numpy as np
 
-from .errors import ConfigError, DataError, ShapeError
-from .layers import BatchNormalization, Conv2D, Dense, Dropout, GlobalAveragePooling2D, MaxPooling2D
+from .errors import DataError, ShapeError
+from .layers import BatchNormalization, Conv2D, Dropout, GlobalAveragePooling2D, MaxPooling2D
 from .models import Sequential, load_model
+from .recipe import output_layer
 
 DEMO_OUT = "tinycnn-demo.tcnn"
 
@@ -56,14 +57,7 @@ def diagnosis_model(input_shape, num_classes=2, task="binary", width=16, batchno
     layers.append(GlobalAveragePooling2D())
     if dropout:
         layers.append(Dropout(dropout))
-    if task == "binary":
-        layers.append(Dense(1, activation="sigmoid"))
-    elif task == "multiclass":
-        layers.append(Dense(num_classes, activation="softmax"))
-    elif task == "multilabel":
-        layers.append(Dense(num_classes, activation="sigmoid"))
-    else:
-        raise ConfigError(f"task must be 'binary', 'multiclass' or 'multilabel', got {task!r}")
+    layers.append(output_layer(num_classes, task))
     return Sequential(layers, name="diagnosis_cnn")
 
 

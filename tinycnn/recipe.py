@@ -197,7 +197,6 @@ def residual_cnn(input_shape, num_classes=2, task="binary", width=32, blocks=(1,
     from .layers import (
         BatchNormalization,
         Conv2D,
-        Dense,
         Dropout,
         GlobalAveragePooling2D,
         MaxPooling2D,
@@ -206,7 +205,6 @@ def residual_cnn(input_shape, num_classes=2, task="binary", width=32, blocks=(1,
     )
     from .models import Sequential
 
-    units, act = _head(num_classes, task)
     layers = []
     # fixed names (Keras' ResNets name their layers too): every build has the same architecture
     # config, so a checkpoint resumes into any model the recipe builds (ensemble members included)
@@ -228,17 +226,21 @@ def residual_cnn(input_shape, num_classes=2, task="binary", width=32, blocks=(1,
     layers.append(GlobalAveragePooling2D(name="pool"))
     if dropout:
         layers.append(Dropout(dropout, name="dropout"))
-    layers.append(Dense(units, activation=act, name="output"))
+    layers.append(output_layer(num_classes, task, name="output"))
     return Sequential(layers, name="residual_cnn")
 
 
-def _head(num_classes, task):
+def output_layer(num_classes, task, name=None):
+    """The output layer of a task: one sigmoid unit for 'binary', a softmax over the classes for
+    'multiclass', one sigmoid per label for 'multilabel'."""
+    from .layers import Dense
+
     if task == "binary":
-        return 1, "sigmoid"
+        return Dense(1, activation="sigmoid", name=name)
     if task == "multiclass":
-        return num_classes, "softmax"
+        return Dense(num_classes, activation="softmax", name=name)
     if task == "multilabel":
-        return num_classes, "sigmoid"
+        return Dense(num_classes, activation="sigmoid", name=name)
     raise ConfigError(f"task must be 'binary', 'multiclass' or 'multilabel', got {task!r}")
 
 
