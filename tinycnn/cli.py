@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from .errors import TinyCNNError
+from .export import add_cli as _add_export
 
 
 def _cmd_gradcheck(args):
@@ -63,6 +64,7 @@ def build_parser():
     _add_pipeline_commands(sub)
     _add_explain(sub)
     _add_report(sub)
+    _add_export(sub)
     _add_privacy(sub)
     _add_gradcheck(sub)
     return parser
