@@ -21,7 +21,8 @@ The pixel data is copied untouched: text burned into the image is *flagged* (or,
 
 The package, by job: :mod:`.profile` (the table and the options), :mod:`.walker` (one data set),
 :mod:`.temporal` and :mod:`.values` (what a date, a dummy or a cleaned text becomes),
-:mod:`.tree` (files and folders, the log) and :mod:`.cli` (``tinycnn deidentify``).
+:mod:`.record` (the log of one data set, its flags), :mod:`.tree` (files and folders, the
+folder's log) and :mod:`.cli` (``tinycnn deidentify``).
 
 Example
 -------
@@ -31,8 +32,9 @@ Example
 
 from .cli import add_cli
 from .profile import EDITION
+from .record import BurnedInRejected, DeidLog
 from .tree import LOG_NAME, PROFILE, TreeSummary, deidentify_tree
-from .walker import DATE_POLICIES, KEEP_POLICIES, BurnedInRejected, Deidentifier, DeidLog, deidentify
+from .walker import DATE_POLICIES, KEEP_POLICIES, Deidentifier, deidentify
 
 __all__ = ["BurnedInRejected", "DATE_POLICIES", "DeidLog", "Deidentifier", "EDITION", "KEEP_POLICIES",
            "LOG_NAME", "PROFILE", "TreeSummary", "add_cli", "deidentify", "deidentify_tree"]

@@ -130,3 +130,60 @@ def shift_datetime(text, days, seconds, tz):
         return None
     out = _dt_text(moment, fraction)
     return out and out + (UTC if suffix else "")
+
+
+def _shift_value(text, vr, days, seconds, tz):
+    if vr == "DA":
+        return shift_date(text, days)
+    if vr == "TM":
+        return shift_time(text, seconds, tz)
+    return shift_datetime(text, days, seconds, tz)
+
+
+def shift_item(elems, days, seconds, tz):
+    """Move the dates and times of one data set or item, a date and its time together.
+
+    Parameters
+    ----------
+    elems : list of pydicom.DataElement
+        The DA, DT and TM elements of one item to move (and TimezoneOffsetFromUTC); changed in place.
+    days, seconds : int
+        The patient's offset: whole days for a date alone, seconds for everything with a clock.
+    tz : int
+        The item's timezone offset in seconds east of UTC (0 when unknown).
+
+    Returns
+    -------
+    list of (pydicom.DataElement, str)
+        Each changed element and ``'shifted'``, or ``'removed'`` when it could not be read (emptied).
+    """
+    by_keyword = {e.keyword: e for e in elems}
+    done = []
+    for elem in elems:
+        # StudyDate and StudyTime, DateOfLastCalibration and TimeOfLastCalibration, Date and Time...
+        partner = by_keyword.get(elem.keyword.replace("Date", "Time")) if elem.VR == "DA" else None
+        if (partner is None or partner.VR != "TM" or elem.VM != 1 or partner.VM != 1
+                or elem.is_empty or partner.is_empty):
+            continue
+        moved = shift_pair(elem.value, partner.value, seconds, tz)
+        if moved:
+            elem.value, partner.value = moved
+            done += [(elem, "shifted"), (partner, "shifted")]
+    paired = {id(e) for e, _ in done}
+    for elem in elems:
+        if id(elem) in paired or elem.is_empty:
+            continue
+        if elem.keyword == "TimezoneOffsetFromUTC":
+            # Every time was converted to UTC, so the zone (which tells a region) is too.
+            elem.value = UTC
+            done.append((elem, "shifted"))
+            continue
+        multi = not isinstance(elem.value, str)
+        new = [_shift_value(str(v), elem.VR, days, seconds, tz) for v in (elem.value if multi else [elem.value])]
+        if any(v is None for v in new):
+            elem.clear()  # an unreadable or partial date cannot be shifted, so it goes
+            done.append((elem, "removed"))
+            continue
+        elem.value = new if multi else new[0]
+        done.append((elem, "shifted"))
+    return done

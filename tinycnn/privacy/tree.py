@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from . import profile
-from .walker import BurnedInRejected, Deidentifier, load_pydicom, note_warnings, read_dicom
+from .record import BurnedInRejected, note_warnings, read_dicom
+from .walker import Deidentifier, load_pydicom
 
 LOG_NAME = "deidentification_log.json"
 PROFILE = f"DICOM PS3.15 Table E.1-1 ({profile.EDITION}) Basic Application Level Confidentiality Profile"
@@ -56,16 +57,16 @@ def _inputs(src, dst):
         raise DataError(f"{src}: no such file or folder")
     src_r, dst_r = src.resolve(), dst.resolve()
     if dst_r.exists() and not dst_r.is_dir():
-        raise ConfigError(f"out_path {dst} exists and is not a folder")
+        raise ConfigError(f"the output folder (out_path, OUT) {dst} exists and is not a folder")
     if src_r.is_dir():
         if dst_r == src_r or src_r in dst_r.parents or dst_r in src_r.parents:
-            raise ConfigError(f"out_path {dst} must lie outside in_path {src}, and not contain it: "
-                              "de-identified copies are never mixed with the originals")
+            raise ConfigError(f"the output folder (out_path, OUT) {dst} must lie outside the input {src}, "
+                              "and not contain it: de-identified copies are never mixed with the originals")
         files = sorted((Path(root) / name for root, _, names in os.walk(src_r) for name in names),
                        key=lambda p: p.relative_to(src_r).as_posix())
         return src_r, files, True
     if dst_r in (src_r, src_r.parent):
-        raise ConfigError(f"out_path {dst} must not be the input file nor its folder")
+        raise ConfigError(f"the output folder (out_path, OUT) {dst} must not be the input file nor its folder")
     return src_r, [src_r], False
 
 

@@ -12,11 +12,10 @@ import hmac
 import os
 import secrets
 import warnings
-from collections import Counter
-from dataclasses import dataclass, field
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from . import profile, temporal
+from .record import BurnedInRejected, DeidLog, flag_images, note_warnings, read_dicom
 from .values import DUMMY_NAME, NUMBER_VRS, TEXT_VRS, clean_text, dummy_value, identifier_pattern
 
 DATE_POLICIES = ("shift", "remove")
@@ -25,10 +24,8 @@ KEEP_POLICIES = ("keep", "remove")
 # and a nonzero minimum guarantees that no date is left as it was.
 _OFFSET_RANGE = (365, 3652)
 _DICOM_ROOT = "1.2.840.10008."  # UIDs under the standard's root name classes, never instances
-_BURN_IN_MODALITIES = frozenset({"US", "SC", "XC", "ES", "OT", "DOC", "GM", "OP", "SM"})
 _TEMPORAL = ("DA", "DT", "TM")
-# Attributes of these VRs that the table does not list are removed (free text, AE titles, URLs)
-# or emptied (person names) unless the user asked to keep descriptors.
+# Free text the table does not list: removed, or kept and cleaned when descriptors are kept.
 _FREE_TEXT = ("LT", "ST", "UT")
 # Values of attributes the profile removes or replaces: the words that cleaning looks for
 # (dates and long numbers are found by pattern).
@@ -45,49 +42,6 @@ def load_pydicom():
             "tinycnn.privacy needs pydicom to read and write DICOM files: pip install tinycnn[dicom]"
         ) from exc
     return pydicom
-
-
-@dataclass
-class DeidLog:
-    """What :meth:`Deidentifier.deidentify` did to one data set, without any original value.
-
-    Attributes
-    ----------
-    actions : dict of str to str
-        Attribute path (keyword, or ``(gggg,eeee)`` for private and unknown tags; nested items as
-        ``SequenceKeyword[i].Keyword``; file meta as ``file_meta.Keyword``) to its action:
-        ``'removed'`` (deleted, or emptied where the standard requires presence), ``'replaced'``
-        (pseudonym or dummy), ``'shifted'``, ``'cleaned'`` (free text kept on request, identifiers
-        taken out), ``'uid-replaced'`` or ``'private-removed'``.
-    flags : list of str
-        What needs a human look before sharing (burned-in text, kept descriptors, ...).
-    pseudonym : str or None
-        The patient pseudonym written as PatientName and PatientID (None without a patient).
-    burned_in : bool
-        The image is flagged as possibly holding burned-in text (stated, or not stated for a
-        modality that often has it).
-
-    Notes
-    -----
-    The date offset is deliberately absent: with it the shifted dates give back the real ones.
-    """
-
-    actions: dict = field(default_factory=dict)
-    flags: list = field(default_factory=list)
-    pseudonym: str | None = None
-    burned_in: bool = False
-
-    def counts(self):
-        """Number of attributes per action, a :class:`collections.Counter`."""
-        return Counter(self.actions.values())
-
-    def to_dict(self):
-        """A JSON-ready copy."""
-        return {"pseudonym": self.pseudonym, "actions": dict(self.actions), "flags": list(self.flags)}
-
-
-class BurnedInRejected(DataError):
-    """A data set flagged as holding burned-in text, refused because ``reject_burned_in`` is set."""
 
 
 def _as_key(key):
@@ -261,7 +215,7 @@ class Deidentifier:
         (pydicom.Dataset, DeidLog)
         """
         log = DeidLog()
-        _flag_images(ds, log)
+        flag_images(ds, log)
         if log.burned_in and self.reject_burned_in:
             raise BurnedInRejected("flagged as possibly holding burned-in text in its pixels "
                                    "(reject_burned_in is set)")
@@ -320,7 +274,8 @@ class Deidentifier:
             done = self._apply(ds, elem, action, path, log, state)
             if done:
                 log.actions[path] = done
-        self._shift_all(ds, shifts, prefix, log, state)
+        for elem, done in temporal.shift_item(shifts, state["days"], state["seconds"], state["tz"]):
+            log.actions[prefix + _tag_name(elem)] = done
 
     def _decide(self, elem, top, dummy):
         """The action for one element: a profile code, or 'shift', 'pseudonym', 'recurse', 'dummy-recurse'."""
@@ -420,47 +375,6 @@ class Deidentifier:
         elem.value = new if multi else new[0]
         return "uid-replaced"
 
-    def _shift_all(self, ds, elems, prefix, log, state):
-        """Move the dates and times of one item: a date and its time (StudyDate, StudyTime) together."""
-        by_keyword = {e.keyword: e for e in elems}
-        done = set()
-        for elem in elems:
-            partner = by_keyword.get(elem.keyword.replace("Date", "Time")) if elem.VR == "DA" else None
-            if partner is None or partner.VR != "TM" or elem.VM != 1 or partner.VM != 1:
-                continue
-            if elem.is_empty or partner.is_empty:
-                continue
-            moved = temporal.shift_pair(elem.value, partner.value, state["seconds"], state["tz"])
-            if moved:
-                elem.value, partner.value = moved
-                done |= {elem.keyword, partner.keyword}
-                log.actions[prefix + elem.keyword] = log.actions[prefix + partner.keyword] = "shifted"
-        for elem in elems:
-            if elem.keyword in done or elem.is_empty:
-                continue
-            path = prefix + _tag_name(elem)
-            if elem.keyword == "TimezoneOffsetFromUTC":
-                # Every time was converted to UTC, so the zone (which tells a region) is too.
-                elem.value = temporal.UTC
-                log.actions[path] = "shifted"
-                continue
-            values, multi = _values(elem.value)
-            new = [self._shift_one(str(v), elem.VR, state) for v in values]
-            if any(v is None for v in new):
-                elem.clear()  # an unreadable or partial date cannot be shifted, so it goes
-                log.actions[path] = "removed"
-                continue
-            elem.value = new if multi else new[0]
-            log.actions[path] = "shifted"
-
-    @staticmethod
-    def _shift_one(text, vr, state):
-        if vr == "DA":
-            return temporal.shift_date(text, state["days"])
-        if vr == "TM":
-            return temporal.shift_time(text, state["seconds"], state["tz"])
-        return temporal.shift_datetime(text, state["days"], state["seconds"], state["tz"])
-
     def deidentify_tree(self, in_path, out_path, *, hash_folder_names=False):
         """De-identify every DICOM file under ``in_path`` into ``out_path``; see :func:`deidentify_tree`."""
         from .tree import run_tree  # the folder driver builds on this class
@@ -516,44 +430,6 @@ _META_KEEP = frozenset("""
     FileMetaInformationGroupLength FileMetaInformationVersion MediaStorageSOPClassUID
     MediaStorageSOPInstanceUID TransferSyntaxUID ImplementationClassUID ImplementationVersionName
 """.split())
-
-
-def _flag_images(ds, log):
-    burned = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
-    modality = str(ds.get("Modality", "") or "").strip().upper()
-    if burned == "YES":
-        log.burned_in = True
-        log.flags.append("BurnedInAnnotation=YES: pixel data may contain identifying text; review before sharing")
-    elif not burned and modality in _BURN_IN_MODALITIES and "PixelData" in ds:
-        log.burned_in = True
-        log.flags.append(f"BurnedInAnnotation not stated for modality {modality}, which often burns in text; "
-                         "review the pixels before sharing")
-    if str(ds.get("RecognizableVisualFeatures", "") or "").strip().upper() == "YES":
-        log.flags.append("RecognizableVisualFeatures=YES: the image may show a recognisable face")
-
-
-def note_warnings(log, caught):
-    """Count pydicom's warnings into ``log`` (their text may quote identifying values)."""
-    if caught:
-        # No count in the text: identical flags add up in the summary.
-        log.flags.append("pydicom warned about malformed values (not shown: they may quote identifying text)")
-
-
-def read_dicom(pydicom, path):
-    """Read a DICOM file; DataError naming it otherwise, with a value-free ``reason`` attribute."""
-    try:
-        return pydicom.dcmread(path)
-    except pydicom.errors.InvalidDicomError:
-        err = DataError(f"{path}: not a DICOM file (no 'DICM' marker after the 128-byte preamble)")
-        err.reason = "not a DICOM file (no 'DICM' marker after the preamble)"
-    except OSError as exc:
-        err = DataError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})")
-        err.reason = f"cannot be read ({type(exc).__name__})"
-    except Exception as exc:  # truncated or corrupt files fail deep inside the reader
-        err = DataError(f"{path}: unreadable DICOM file ({type(exc).__name__}: {exc})")
-        # Reader messages may quote bytes of the file, so the folder log gets the type only.
-        err.reason = f"unreadable DICOM file ({type(exc).__name__})"
-    raise err
 
 
 def deidentify(dataset_or_path, *, key=None, date_policy="shift", age_policy="keep", sex_policy="keep",
