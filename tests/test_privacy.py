@@ -572,12 +572,16 @@ def test_repr_never_shows_the_key():
     assert KEY.decode() not in repr(privacy.Deidentifier(KEY))
 
 
-def test_import_without_pydicom_then_a_clear_error():
-    code = ("import sys; sys.modules['pydicom'] = None\n"
+@pytest.mark.parametrize("missing", ["pydicom", "dicomanonymizer"])
+def test_import_without_the_dicom_extra_then_a_clear_error(missing, tmp_path):
+    # dicom-anonymizer holds the table: without it nothing may be written half de-identified.
+    shutil.copy(get_testdata_file("CT_small.dcm", download=False), tmp_path / "x.dcm")
+    code = (f"import sys; sys.modules[{missing!r}] = None\n"
             "import tinycnn.privacy as p\n"
-            "try:\n    p.deidentify('x.dcm')\n"
+            "try:\n    p.deidentify(sys.argv[1])\n"
             "except ImportError as e:\n    print('ERR', e)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.dcm")], capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 0, result.stderr
     assert "ERR" in result.stdout and "pip install tinycnn[dicom]" in result.stdout
 
