@@ -12,6 +12,7 @@ import numpy as np
 
 from . import backend
 from . import callbacks as cbks
+from . import distributed as dist_mod
 from . import layers as layers_mod
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
@@ -60,6 +61,8 @@ class Sequential:
     >>> model.add(Flatten()); model.add(Dense(1, activation='sigmoid'))
     >>> model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])
     """
+
+    _dist = None  # i14: the MPI side of a running distributed fit (tinycnn.distributed.session)
 
     def __init__(self, layers=None, name="sequential"):
         self.name = name
@@ -272,6 +275,8 @@ class Sequential:
         B = backend.get()
         out = self._forward(B.asarray(xb), training=True, logits=self._fused)
         loss, lctx = self._loss(out, yb, swb)
+        if self._dist is not None:  # i14: the global batch's loss, so that every rank stops together
+            loss = self._dist.global_loss(loss)
         if not math.isfinite(loss):
             # the update is not applied: the weights stay those of the last good step
             raise TrainingError(
@@ -282,6 +287,10 @@ class Sequential:
         d = B.loss_backward(lctx)
         for i in range(len(self.layers) - 1, -1, -1):
             d = self.layers[i].backward(d, need_dx=i > 0)
+            if self._dist is not None:  # i14: start summing the gradients that are now final
+                self._dist.layer_done(i)
+        if self._dist is not None:  # i14: every rank now holds the global batch's gradient
+            self._dist.reduce_gradients()
         self.optimizer.apply(self.layers)
         return loss, B.to_numpy(out)
 
@@ -349,6 +358,7 @@ class Sequential:
         return _act(out, act) if act else out
 
     # ------------------------------------------------------------------ fit
+    @dist_mod.collective_fit  # i14: under mpiexec, fit is collective (adds distributed=None|True|False)
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, augment=None, oversample=False,
@@ -366,6 +376,10 @@ class Sequential:
         resume : path or True, optional
             Continue from a checkpoint (True: the ``checkpoint`` path) at its next epoch; the
             result equals an uninterrupted run with the same seed.
+        distributed : bool, optional
+            Under ``mpiexec``/``srun`` with several processes (default None) or with True,
+            train on every process together, ``batch_size`` being the global batch
+            (:mod:`tinycnn.distributed`); False trains one model per process.
         """
         self._require_compiled("fit")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -405,9 +419,12 @@ class Sequential:
             path = checkpoint if resume is True else resume
             if path is None:
                 raise ConfigError("resume=True needs checkpoint=PATH")
-            initial_epoch, saved_history = load_checkpoint(self, path)
-            history.history = saved_history
-            history.epoch = list(range(initial_epoch))
+            if self._dist is None or self._dist.is_root:  # i14: rank 0 reads, start() broadcasts
+                initial_epoch, saved_history = load_checkpoint(self, path)
+                history.history = saved_history
+                history.epoch = list(range(initial_epoch))
+        if self._dist is not None:  # i14: rank 0's weights, optimizer, random state, history everywhere
+            initial_epoch = self._dist.start(history, initial_epoch)
         self.history = history
         self.stop_training = False
         for cb in cb_list:
@@ -433,7 +450,7 @@ class Sequential:
                 if verbose:
                     print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()),
                           flush=True)
-                if checkpoint is not None:
+                if checkpoint is not None and (self._dist is None or self._dist.is_root):  # i14: rank 0 writes
                     from .io import save_checkpoint
 
                     save_checkpoint(self, checkpoint, epoch + 1, history.history)
@@ -456,16 +473,21 @@ class Sequential:
         last_post = 0.0
         for b in range(n_batches):
             idx = np.sort(order[b * batch_size:(b + 1) * batch_size])  # sorted: fast memmap reads
+            k, real, rows = len(idx), slice(None), None
+            if self._dist is not None:  # i14: this rank's share of the global batch
+                idx, real, rows = self._dist.shard(idx)
             xb = _batch(x, idx, self._dtype)
             if augment is not None:
-                xb = np.ascontiguousarray(augment(xb, rng), dtype=self._dtype)
+                xb = np.ascontiguousarray(augment(xb, rng) if rows is None else  # i14: rows of the global batch
+                                          self._dist.augment(augment, xb, rng, rows), dtype=self._dtype)
             swb = None if sw is None else sw[idx]
+            if self._dist is not None:  # i14: weights scaled by this rank's share of the batch
+                swb = self._dist.sample_weights(swb, len(idx))
             loss, out = self._train_step(xb, y[idx], swb)
-            k = len(idx)
             total += loss * k
             seen += k
-            ys.append(y[idx])
-            ps.append(self._probs(out))
+            ys.append(y[idx][real])
+            ps.append(self._probs(out)[real])
             for cb in cb_list:
                 cb.on_batch_end(b, {"loss": loss})
             bar.update(1)
@@ -477,6 +499,8 @@ class Sequential:
                              self._metric_logs(np.concatenate(ys), np.concatenate(ps)).items()})
                 bar.set_postfix(post, refresh=False)
         bar.close()
+        if self._dist is not None:  # i14: every rank's samples, in one process's order
+            ys, ps = self._dist.gather_epoch(ys, ps)
         logs = {"loss": total / seen}
         logs.update(self._metric_logs(np.concatenate(ys), np.concatenate(ps)))
         return logs
@@ -501,7 +525,8 @@ class Sequential:
         return self._predict_raw(x, batch_size, training_output=False)
 
     def _evaluate_logs(self, x, y, sample_weight, batch_size):
-        out = self._predict_raw(x, batch_size, training_output=True)
+        predict_raw = self._predict_raw if self._dist is None else self._dist.predict_raw  # i14: split over ranks
+        out = predict_raw(x, batch_size, training_output=True)
         w = self._sample_weights(y, None, sample_weight, len(y))
         B = backend.get()
         loss, _ = self._loss(B.asarray(out), y, w)

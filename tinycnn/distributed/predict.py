@@ -1,0 +1,56 @@
+"""Prediction split over the ranks: rows of an array, or files of a folder.
+
+Each rank reads and predicts its contiguous share (:func:`.sharding.bounds`); the shares are
+gathered in rank order, which is input order, so every file appears exactly once, where one
+process would have put it, and an unreadable file is reported once, by the rank that read it.
+"""
+
+import numpy as np
+
+from ..errors import DataError
+from .sharding import RowView, bounds
+
+
+def predict_rows(world, model, x, batch_size):
+    """``model.predict(x)``: rank r predicts rows bounds(len(x)) and every rank gets all."""
+    lo, hi = bounds(x.shape[0], world.size, world.rank)
+    out = model.predict(RowView(x, lo, hi), batch_size=batch_size) if hi > lo else None
+    parts = [p for p in world.allgather(out) if p is not None]
+    return np.concatenate(parts)
+
+
+def predict_file_shards(world, model, files, read, batch_size):
+    """Read and predict this rank's files; gather ``(kept, p, skipped)`` in input order."""
+    lo, hi = bounds(len(files), world.size, world.rank)
+    kept, p, skipped, failure = [], None, [], None
+    if hi > lo:
+        try:
+            x, kept, skipped = read(model, files[lo:hi])
+            p = model.predict(x, batch_size=batch_size)
+        except DataError as e:
+            # none of this rank's files could be read: not an error unless no rank read any
+            failure = str(e)
+            skipped = [(f, _reason(read, model, f)) for f in files[lo:hi]]
+    parts = world.allgather((kept, p, skipped, failure))
+    kept_all, ps, skipped_all = [], [], []
+    for k, pr, s, _ in parts:
+        kept_all += k
+        skipped_all += s
+        if pr is not None:
+            ps.append(pr)
+    if not ps:
+        first = next((f for *_, f in parts if f), "no files")
+        err = DataError(f"none of the {len(files)} file(s) could be read; {first}")
+        err.tinycnn_collective = True  # every rank sees the same gathered result
+        raise err
+    return kept_all, np.concatenate(ps), skipped_all
+
+
+def _reason(read, model, f):
+    """Why ``f`` cannot be read, worded as a one-process run reports it."""
+    try:
+        read(model, [f])
+    except DataError as e:
+        msg, marker = str(e), f"first: {f}: "
+        return msg.split(marker, 1)[1] if marker in msg else msg
+    return "unreadable"
