@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from . import distributed
 from .errors import ConfigError, DataError, ShapeError
 from .layers import BatchNormalization, Conv2D, Dense, Dropout, GlobalAveragePooling2D, MaxPooling2D
 from .models import Sequential, load_model
@@ -112,7 +113,7 @@ def train(splits, epochs=10, batch_size=32, learning_rate=1e-3, class_weight=Non
     model.metadata["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     part = splits.test if splits.test is not None else splits.val
     report = evaluate(model, *part, task=splits.task) if part is not None else None
-    if out:
+    if out and distributed.is_root():  # i14: one writer under MPI
         model.save(out)
     return model, history, report
 
@@ -123,7 +124,7 @@ def evaluate(model, x, y, task=None, threshold=0.5):
     from . import metrics
 
     task = task or model.metadata.get("task", "binary")
-    p = model.predict(x, batch_size=64)
+    p = distributed.predict(model, x, batch_size=64)  # i14: split over MPI ranks when distributed
     y = np.asarray(y)
     if task == "multilabel":
         aucs = [metrics.roc_auc(y[:, k], p[:, k]) for k in range(y.shape[1])
@@ -220,7 +221,8 @@ def _cmd_demo(args):
 def _cmd_train(args):
     from . import data
 
-    splits = data.load_dataset(args.data, image_size=args.image_size, seed=args.seed)
+    splits = data.load_dataset(args.data, image_size=args.image_size, seed=args.seed,
+                               lazy=distributed.active())  # i14: each MPI rank reads only its samples
     print(splits)
     aug = data.Augmenter(horizontal_flip=False) if args.augment else None  # left and right are anatomy
     model, hist, rep = train(splits, epochs=args.epochs, batch_size=args.batch_size,
@@ -240,7 +242,8 @@ def _cmd_evaluate(args):
     model = load_model(args.model)
     size = tuple(model.metadata.get("image_size", model.input_shape[:2]))
     color = "rgb" if model.input_shape[-1] == 3 else "grayscale"
-    splits = data.load_dataset(args.data, image_size=size, color=color)
+    splits = data.load_dataset(args.data, image_size=size, color=color,
+                               lazy=distributed.active())  # i14: each MPI rank reads only its samples
     part = splits.test or splits.val or splits.train
     x, y = part
     if tuple(x.shape[1:]) != tuple(model.input_shape):
@@ -260,10 +263,9 @@ def _cmd_predict(args):
 
     model = load_model(args.model)
     files = list_images(args.path)
-    x, kept, skipped = images_for_model(model, files)
+    kept, p, skipped = distributed.predict_files(model, files, images_for_model)  # i14: files split over ranks
     for f, why in skipped:
         print(f"skipped {f}: {why}")
-    p = model.predict(x, batch_size=64)
     names = model.metadata.get("class_names") or [str(i) for i in range(max(p.shape[1], 2))]
     rows = []
     for f, pr in zip(kept, p, strict=True):
@@ -274,7 +276,7 @@ def _cmd_predict(args):
             rows.append((f, " ".join(f"{v:.4f}" for v in pr), names[int(pr.argmax())]))
     for r in rows:
         print("\t".join(r))
-    if args.csv:
+    if args.csv and distributed.is_root():  # i14: one writer under MPI
         with open(args.csv, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["file", "probability", "prediction"])

@@ -54,7 +54,7 @@ def init(threads=None):
     why = launch.describe() if found else "distributed mode was asked for"
     MPI = launch.import_mpi(why)
     from . import threads as threads_mod
-    from .world import World
+    from .comm import World
 
     comm = MPI.COMM_WORLD
     if found is not None and found[2] is not None and found[2] != comm.Get_size():

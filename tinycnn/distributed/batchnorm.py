@@ -58,7 +58,7 @@ class SyncedBatchNorm:
 
     Parameters
     ----------
-    world : tinycnn.distributed.world.World
+    world : tinycnn.distributed.comm.World
     session : tinycnn.distributed.session.FitSession
         Tells whether this rank holds real samples of the current batch (``session.idle``).
     """

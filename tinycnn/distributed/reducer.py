@@ -34,7 +34,7 @@ class GradientReducer:
 
     Parameters
     ----------
-    world : tinycnn.distributed.world.World
+    world : tinycnn.distributed.comm.World
     layers : list of tinycnn layers
     overlap : bool
         Start each bucket's Allreduce during backward (non-blocking) instead of after it.

@@ -25,7 +25,7 @@ class FitSession:
 
     Parameters
     ----------
-    world : tinycnn.distributed.world.World
+    world : tinycnn.distributed.comm.World
     model : tinycnn.models.Sequential
     overlap : bool
         Overlap the gradient Allreduce with the backward pass (see :mod:`.reducer`).
