@@ -220,3 +220,48 @@ def test_ranks_with_different_data_refuse_to_start(tmp_path):
     assert proc.returncode != 0 and proc.seconds < 60
     assert "the ranks disagree about the training images (x): rank(s) [1] differ from rank 0" in proc.stderr
     assert not (tmp_path / "never.npz").exists()
+
+
+def _png_folders(root):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("normal", "nodule"):
+        d = root / "train" / c
+        d.mkdir(parents=True)
+        for i in range(14):
+            a = rng.integers(0, 120, (16, 16), dtype=np.uint8)
+            if c == "nodule":
+                a[5:11, 5:11] += 120
+            Image.fromarray(a).save(d / f"{i:02d}.png")
+    new = root / "new"
+    new.mkdir()
+    for i in range(7):
+        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(new / f"{i}.png")
+    (new / "3b.png").write_bytes(b"not a png")
+    return root / "train", new
+
+
+@needs_mpi
+def test_cli_train_predict_evaluate_under_mpiexec(tmp_path):
+    folder, new = _png_folders(tmp_path)
+    tc = BIN / "tinycnn"
+    model = tmp_path / "m.tcnn"
+    train = _run([tc, "train", "--data", folder, "--epochs", "2", "--batch-size", "8", "--out", model], ranks=2)
+    assert train.returncode == 0, train.stderr
+    assert train.stdout.count("Epoch 2/2 - loss") == 1  # rank 0 prints, rank 1 does not
+    assert "tinycnn train: 2 MPI ranks" in train.stderr and model.exists()
+
+    two = _run([tc, "predict", "--model", model, new, "--csv", tmp_path / "two.csv"], ranks=2)
+    one = _run([tc, "predict", "--model", model, new, "--csv", tmp_path / "one.csv"])
+    assert two.returncode == 0 and one.returncode == 0, two.stderr + one.stderr
+    assert (tmp_path / "two.csv").read_text() == (tmp_path / "one.csv").read_text()
+    rows = (tmp_path / "two.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == [str(new / f"{i}.png") for i in range(7)]  # input order, once
+    assert two.stdout.count("skipped") == 1 and "3b.png" in two.stdout
+    assert two.stdout == one.stdout
+
+    ev2 = _run([tc, "evaluate", "--model", model, "--data", folder], ranks=2)
+    ev1 = _run([tc, "evaluate", "--model", model, "--data", folder])
+    assert ev2.returncode == 0 and ev1.returncode == 0, ev2.stderr + ev1.stderr
+    assert ev2.stdout == ev1.stdout and "ROC-AUC" in ev2.stdout
