@@ -22,6 +22,7 @@ never imports mpi4py and trains exactly as before. See README, "More than one ma
 import contextlib
 import functools
 import inspect
+import os
 import sys
 
 from . import launch
@@ -31,6 +32,8 @@ __all__ = ["DistributedError", "init", "world", "active", "is_root", "predict", 
            "collective_fit", "command", "batchnorm_kernels"]
 
 _state = {"world": None, "session": None}
+#: CLI commands that run on every MPI rank together
+COMMANDS = ("demo", "train", "evaluate", "predict")
 
 
 def init(threads=None):
@@ -130,7 +133,7 @@ def collective_fit(fit):
             _check_same_fit(w, model, call.arguments)
             if not w.is_root:
                 call.arguments["verbose"] = 0
-            session = FitSession(w, model)
+            session = FitSession(w, model, overlap=os.environ.get("TINYCNN_MPI_OVERLAP", "1") != "0")
             model._dist = _state["session"] = session
             return fit(*call.args, **call.kwargs)
         except BaseException as e:
@@ -236,6 +239,11 @@ def command(requested, name):
     if w.size == 1 and not requested:
         yield None
         return
+    if name not in COMMANDS and w.size > 1:
+        err = DistributedError(f"tinycnn {name} runs in one process; run it without mpiexec "
+                               f"(the commands that run on several: {', '.join(COMMANDS)})")
+        err.tinycnn_collective = True  # every rank refuses alike
+        raise err
     saved = sys.stdout
     if not w.is_root:
         sys.stdout = open(_devnull(), "w")  # noqa: SIM115 - closed below
@@ -255,6 +263,4 @@ def command(requested, name):
 
 
 def _devnull():
-    import os
-
     return os.devnull
