@@ -255,6 +255,12 @@ def scaling_model(layers, nodes, gbit, latency_s, bucket_bytes=25 << 20):
 def cmd_model(args):
     layers = json.loads(Path(args.layers).read_text())
     L = layers["layers"]
+    if args.step_seconds:  # keep the measured proportions, take the step time from elsewhere
+        k = args.step_seconds / (sum(r["forward_s"] + r["backward_s"] for r in L) + layers["optimizer_s"])
+        for r in L:
+            r["forward_s"] *= k
+            r["backward_s"] *= k
+        layers["optimizer_s"] *= k
     print(f"measured on one node: {layers['size']}, batch {layers['batch']} per node, {layers['threads']} "
           f"thread(s): forward {sum(r['forward_s'] for r in L) * 1e3:.0f} ms, backward "
           f"{sum(r['backward_s'] for r in L) * 1e3:.0f} ms, Adam {layers['optimizer_s'] * 1e3:.0f} ms; "
@@ -303,6 +309,8 @@ def main():
     p.add_argument("--nodes", type=int, nargs="+", default=[1, 8, 64])
     p.add_argument("--gbits", type=float, nargs="+", default=[10, 100])
     p.add_argument("--latency-us", type=float, default=5.0)
+    p.add_argument("--step-seconds", type=float, default=None,
+                   help="scale the measured layer times to this step time (e.g. a quiet machine's)")
     p.add_argument("--json")
     args = ap.parse_args()
     commands = {"model": cmd_model, "allreduce": cmd_allreduce, "step": cmd_step, "layers": cmd_layers,

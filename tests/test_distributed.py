@@ -45,17 +45,16 @@ def _env():
     return env
 
 
-def _run(args, ranks=None, timeout=120):
+def _run(args, ranks=None, timeout=120, **env):
     cmd = ([MPIEXEC, "-n", str(ranks)] if ranks else []) + list(map(str, args))
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env() | env)
     proc.seconds = time.monotonic() - t0
     return proc
 
 
-def _train(out, *flags, ranks=None):
-    proc = _run([sys.executable, SCENARIOS, out, *flags], ranks)
-    return proc
+def _train(out, *flags, ranks=None, **env):
+    return _run([sys.executable, SCENARIOS, out, *flags], ranks, **env)
 
 
 def _load(out):
@@ -180,6 +179,11 @@ def test_two_ranks_train_the_same_weights_as_one_process(tmp_path):
     two = _train(tmp_path / "two.npz", "--augment", ranks=2)
     assert two.returncode == 0, two.stderr
     _assert_same_run(tmp_path / "one.npz", tmp_path / "two.npz")
+    # gradients summed after backward, in buckets of ~100 bytes: tensors alone and grouped
+    small = _train(tmp_path / "small.npz", "--augment", ranks=2, TINYCNN_MPI_OVERLAP="0",
+                   TINYCNN_MPI_BUCKET_MB="0.0001")
+    assert small.returncode == 0, small.stderr
+    _assert_same_run(tmp_path / "one.npz", tmp_path / "small.npz")
 
 
 @needs_mpi
@@ -260,6 +264,9 @@ def test_cli_train_predict_evaluate_under_mpiexec(tmp_path):
     assert [r.split(",")[0] for r in rows] == [str(new / f"{i}.png") for i in range(7)]  # input order, once
     assert two.stdout.count("skipped") == 1 and "3b.png" in two.stdout
     assert two.stdout == one.stdout
+
+    refused = _run([tc, "gradcheck"], ranks=2)  # a one-process command: refused, not run twice
+    assert refused.returncode == 2 and "tinycnn gradcheck runs in one process" in refused.stderr
 
     ev2 = _run([tc, "evaluate", "--model", model, "--data", folder], ranks=2)
     ev1 = _run([tc, "evaluate", "--model", model, "--data", folder])

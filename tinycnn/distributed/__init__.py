@@ -133,7 +133,8 @@ def collective_fit(fit):
             _check_same_fit(w, model, call.arguments)
             if not w.is_root:
                 call.arguments["verbose"] = 0
-            session = FitSession(w, model, overlap=os.environ.get("TINYCNN_MPI_OVERLAP", "1") != "0")
+            session = FitSession(w, model, overlap=os.environ.get("TINYCNN_MPI_OVERLAP", "1") != "0",
+                                 bucket_bytes=int(float(os.environ.get("TINYCNN_MPI_BUCKET_MB", 25)) * 2**20))
             model._dist = _state["session"] = session
             return fit(*call.args, **call.kwargs)
         except BaseException as e:

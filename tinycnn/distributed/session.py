@@ -16,7 +16,7 @@ from .. import random as tc_random
 from ..errors import TrainingError
 from .batchnorm import SyncedBatchNorm
 from .errors import DistributedError
-from .reducer import GradientReducer
+from .reducer import BUCKET_BYTES, GradientReducer
 from .sharding import RowView, bounds
 
 
@@ -29,10 +29,13 @@ class FitSession:
     model : tinycnn.models.Sequential
     overlap : bool
         Overlap the gradient Allreduce with the backward pass (see :mod:`.reducer`).
+    bucket_bytes : int
+        Gradient bucket size (see :mod:`.reducer`).
     """
 
-    def __init__(self, world, model, overlap=True):
+    def __init__(self, world, model, overlap=True, bucket_bytes=BUCKET_BYTES):
         self.world, self.model, self.overlap = world, model, overlap
+        self.bucket_bytes = bucket_bytes
         self.rank, self.size = world.rank, world.size
         self.is_root = world.is_root
         self.batchnorm = SyncedBatchNorm(world, self)
@@ -73,7 +76,8 @@ class FitSession:
         for key in sorted(opt.slots):
             for s in sorted(opt.slots[key]):
                 self.world.bcast_(opt.slots[key][s])
-        self.reducer = GradientReducer(self.world, model.layers, overlap=self.overlap)
+        self.reducer = GradientReducer(self.world, model.layers, overlap=self.overlap,
+                                       bucket_bytes=self.bucket_bytes)
         return layout["epoch"]
 
     # ------------------------------------------------------------------ one batch
