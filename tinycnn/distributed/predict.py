@@ -8,11 +8,24 @@ process would have put it, and an unreadable file is reported once, by the rank 
 import numpy as np
 
 from ..errors import DataError
-from .sharding import RowView, bounds
+from .errors import DistributedError
+from .sharding import RowView, bounds, config_fingerprint, data_fingerprint
+
+
+def same_everywhere(world, what, fingerprint):
+    """Refuse (on every rank alike) unless every rank has the same ``(digest, description)``."""
+    digests = world.allgather(fingerprint[0])
+    others = [r for r, d in enumerate(digests) if d != digests[0]]
+    if others:
+        err = DistributedError(f"the ranks disagree about the {what}: rank(s) {others} differ from rank 0 "
+                               f"(this rank {world.rank}: {fingerprint[1]}); every rank must see the same files")
+        err.tinycnn_collective = True
+        raise err
 
 
 def predict_rows(world, model, x, batch_size):
     """``model.predict(x)``: rank r predicts rows bounds(len(x)) and every rank gets all."""
+    same_everywhere(world, "images", data_fingerprint(x))
     lo, hi = bounds(x.shape[0], world.size, world.rank)
     out = model.predict(RowView(x, lo, hi), batch_size=batch_size) if hi > lo else None
     parts = [p for p in world.allgather(out) if p is not None]
@@ -21,6 +34,7 @@ def predict_rows(world, model, x, batch_size):
 
 def predict_file_shards(world, model, files, read, batch_size):
     """Read and predict this rank's files; gather ``(kept, p, skipped)`` in input order."""
+    same_everywhere(world, "file list", config_fingerprint([str(f) for f in files]))
     lo, hi = bounds(len(files), world.size, world.rank)
     kept, p, skipped, failure = [], None, [], None
     if hi > lo:
