@@ -12,10 +12,12 @@ import math
 
 from numba import cuda, types
 
+from . import EPSILON as EPS
+from . import LOSS_CODES
 from ._cuda_common import I64, arr, register
 
-BINARY_CROSSENTROPY, MSE, BINARY_FOCAL = 0, 1, 2
-EPS = 1e-7  # Keras' epsilon: probabilities are clipped to [EPS, 1 - EPS]
+BINARY_CROSSENTROPY, MSE, BINARY_FOCAL = (
+    LOSS_CODES[k] for k in ("binary_crossentropy", "mse", "binary_focal_crossentropy"))
 
 
 def _elementwise_signatures(T):

@@ -97,8 +97,10 @@ def test_asarray_round_trip_and_pass_through(rng):
     assert d64.dtype == np.float64
     np.testing.assert_array_equal(K.to_numpy(d64), x[:, ::2].astype(np.float32).astype(np.float64))
     assert d.reshape(6).shape == (6,)
+    y, _ = K.activation_forward(K.asarray(np.arange(-2, 2)), "relu")  # integers: computed in float32
+    assert y.dtype == np.float32 and K.to_numpy(y).tolist() == [0, 0, 0, 1]
     with pytest.raises(DTypeError):
-        K.activation_forward(K.asarray(np.arange(4)), "relu")
+        K.activation_forward(np.arange(4) + 1j, "relu")
 
 
 # --------------------------------------------------------------------------- GEMM
@@ -114,7 +116,7 @@ def test_gemm_transposes_with_ragged_tiles(rng, trans_a, trans_b):
 @pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])
 def test_gemm_epilogue_bias_and_activation(rng, act):
     a, b, bias = f32(rng, 5, 3) * 4, f32(rng, 3, 7), f32(rng, 7)
-    got = gm.gemm(K.asarray(a), K.asarray(b), bias=K.asarray(bias), act=cc.ACT_CODES[act])
+    got = gm.gemm(K.asarray(a), K.asarray(b), bias=K.asarray(bias), act=kernels.ACTIVATION_CODES[act])
     close(got, R._act(a @ b + bias, act))
 
 

@@ -6,18 +6,14 @@ the formula and its gradients are documented in :mod:`tinycnn.kernels.reference`
 
 from .. import backend
 from ..activations import resolve
-from ..errors import ConfigError, ShapeError
+from ..errors import ShapeError
 from ..initializers import get as get_initializer
 from ..initializers import initialize
 from ..kernels import ELEMENTWISE
-from ..kernels.shapes import conv_geometry, pair
+from ..kernels.checks import padding as check_padding
+from ..kernels.checks import pair
+from ..kernels.shapes import conv_geometry
 from .base import Layer, positive_int
-
-
-def _padding(value):
-    if not isinstance(value, str) or value.lower() not in ("valid", "same"):
-        raise ConfigError(f"padding must be 'valid' or 'same', got {value!r}")
-    return value.lower()
 
 
 class Conv2D(Layer):
@@ -42,12 +38,9 @@ class Conv2D(Layer):
                  **kwargs):
         super().__init__(**kwargs)
         self.filters = positive_int(filters, "filters")
-        try:
-            self.kernel_size = pair(kernel_size, "kernel_size")
-            self.strides = pair(strides, "strides")
-        except (TypeError, ValueError) as e:
-            raise ConfigError(str(e)) from None
-        self.padding = _padding(padding)
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.strides = pair(strides, "strides")
+        self.padding = check_padding(padding)
         self.activation = resolve(activation)
         self.use_bias = bool(use_bias)
         get_initializer(kernel_initializer), get_initializer(bias_initializer)
