@@ -43,7 +43,20 @@ def asarray(x, dtype=None):
         out = cuda.device_array(x.shape, dtype=np.dtype(dtype))
         launch_1d("cast", out.dtype, size(x), flat(x), flat(out))
         return out
-    return cuda.to_device(np.ascontiguousarray(x, dtype=dtype))
+    a = np.ascontiguousarray(x, dtype=dtype)
+    if a.strides != _c_strides(a.shape, a.itemsize):
+        # NumPy calls e.g. y[:, None] contiguous despite its 0 stride on the size-1 axis, which
+        # numba would type as a non-contiguous array: a kernel specialisation of its own
+        a = a.copy()
+    return cuda.to_device(a)
+
+
+def _c_strides(shape, itemsize):
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
 
 
 def to_numpy(a):
