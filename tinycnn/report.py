@@ -193,7 +193,7 @@ def _examples(model, x, groups, caption):
         cams = explain.grad_cam(model, images, class_index=cls)
         figs = []
         for i, im, cam in zip(idx, images, cams, strict=True):
-            plain = np.round(explain._display_rgb(im) * 255).astype(np.uint8)
+            plain = np.round(explain.display_rgb(im) * 255).astype(np.uint8)
             gap = np.full((plain.shape[0], max(1, plain.shape[1] // 32), 3), 255, np.uint8)
             pair = np.concatenate([plain, gap, explain.overlay(im, cam)], axis=1)
             figs.append(f"<figure>{_img(_array_uri(pair), f'test case {i + 1}: image and Grad-CAM', 'case')}"
