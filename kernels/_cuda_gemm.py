@@ -32,6 +32,7 @@ TM = BM // TPB  # rows of C per thread
 TN = BN // TPB  # columns of C per thread
 LOADS_A = BM * BK // (TPB * TPB)  # tile elements each thread loads per step
 LOADS_B = BN * BK // (TPB * TPB)
+assert BM == BN and LOADS_A == LOADS_B  # one tile loader serves both operands
 BM_PAD = BM + 1  # a padding column against shared-memory bank conflicts on transposing stores
 BN_PAD = BN + 1
 
@@ -42,51 +43,34 @@ def _gemm_signatures(T):
 
 
 @functools.cache
-def _tile_loaders(T):
-    """Device functions that copy one BK-deep tile of op(a) and of op(b) into shared memory
-    (zero outside the matrix or beyond the K slice), transposing by index order only."""
+def _tile_loader(T):
+    """The device function copying one BK-deep tile of op(a) or op(b) into shared memory
+    ``S[kk, xx]`` (zero outside the matrix or beyond the K slice), transposing by index order
+    only. ``k_major``: the source is stored (K, X) (a with trans_a, b without trans_b), so
+    neighbouring threads read neighbouring x; else (X, K), neighbouring k. BM == BN, so one
+    loader serves both operands."""
 
     @cuda.jit(device=True, inline="always")
-    def load_a(a, As, tid, row0, k0, k_end, M, trans_a):
+    def load(src, S, tid, x0, k0, k_end, extent, k_major):
         for l in range(LOADS_A):
             e = tid + l * TPB * TPB
-            if trans_a:  # a stored (K, M): neighbouring threads read neighbouring m
-                mm = e % BM
+            if k_major:
+                xx = e % BM
                 kk = e // BM
-            else:  # a stored (M, K): neighbouring threads read neighbouring k
+            else:
                 kk = e % BK
-                mm = e // BK
-            gm = row0 + mm
+                xx = e // BK
+            gx = x0 + xx
             gk = k0 + kk
             v = T(0)
-            if gm < M and gk < k_end:
-                if trans_a:
-                    v = a[gk, gm]
+            if gx < extent and gk < k_end:
+                if k_major:
+                    v = src[gk, gx]
                 else:
-                    v = a[gm, gk]
-            As[kk, mm] = v
+                    v = src[gx, gk]
+            S[kk, xx] = v
 
-    @cuda.jit(device=True, inline="always")
-    def load_b(b, Bs, tid, col0, k0, k_end, N, trans_b):
-        for l in range(LOADS_B):
-            e = tid + l * TPB * TPB
-            if trans_b:  # b stored (N, K)
-                kk = e % BK
-                nn = e // BK
-            else:  # b stored (K, N)
-                nn = e % BN
-                kk = e // BN
-            gn = col0 + nn
-            gk = k0 + kk
-            v = T(0)
-            if gn < N and gk < k_end:
-                if trans_b:
-                    v = b[gn, gk]
-                else:
-                    v = b[gk, gn]
-            Bs[kk, nn] = v
-
-    return load_a, load_b
+    return load
 
 
 @cuda.jit(device=True, inline="always")
@@ -127,7 +111,7 @@ def _epilogue(T):
 
 @register("gemm", _gemm_signatures)
 def _gemm_factory(T):
-    load_a, load_b = _tile_loaders(T)
+    load = _tile_loader(T)
     store = _epilogue(T)
 
     def _gemm_kernel(a, b, c, bias, trans_a, trans_b, act, has_bias, k_chunk):
@@ -157,8 +141,8 @@ def _gemm_factory(T):
             for j in range(TN):
                 acc[i, j] = T(0)
         for k0 in range(k_begin, k_end, BK):
-            load_a(a, As, tid, row0, k0, k_end, c.shape[1], trans_a)
-            load_b(b, Bs, tid, col0, k0, k_end, c.shape[2], trans_b)
+            load(a, As, tid, row0, k0, k_end, c.shape[1], trans_a)
+            load(b, Bs, tid, col0, k0, k_end, c.shape[2], 1 - trans_b)
             cuda.syncthreads()
             _multiply_tiles(As, Bs, acc, ra, rb, tx, ty)
             cuda.syncthreads()
