@@ -35,11 +35,18 @@ The contract (shapes use N, H, W, C, KH, KW, OH, OW, F):
   ``dense_backward(dy, ctx, need_dx=True) -> (dx, dw, db)`` (dx None unless need_dx).
 - ``activation_forward(x, kind, alpha=0.0) -> (y, ctx)``; kind in :data:`ACTIVATIONS`
   (softmax over the last axis); ``activation_backward(dy, ctx) -> dx``.
-- ``batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training)
-  -> (y, ctx)``: normalises over every axis but the last; in training, uses batch statistics
-  and updates ``running_mean``/``running_var`` in place (Keras momentum convention:
-  ``running = momentum * running + (1 - momentum) * batch``, batch variance biased).
-  ``batchnorm_backward(dy, ctx) -> (dx, dgamma, dbeta)``.
+- ``batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training,
+  allreduce=None) -> (y, ctx)``: normalises over every axis but the last; in training, uses
+  batch statistics and updates ``running_mean``/``running_var`` in place (Keras momentum
+  convention: ``running = momentum * running + (1 - momentum) * batch``, batch variance
+  biased). ``batchnorm_backward(dy, ctx) -> (dx, dgamma, dbeta)``.
+  Synchronized batch normalisation (data parallelism): with ``allreduce``, training uses the
+  statistics of the global batch, over every process. ``allreduce(arrays) -> arrays`` sums a
+  list of float64 NumPy arrays over the processes (e.g. MPI Allreduce). It is called with
+  ``[sum x, count]`` (per channel, shapes (C,) and (1,)) and then ``[sum (x - mean)**2]``
+  (around the global mean) in the forward pass, and with ``[sum dy, sum dy * xhat, count]``
+  in the backward pass, whose ``dx`` then uses the global sums; ``dgamma`` and ``dbeta``
+  stay local (they are reduced with every other gradient).
 - ``dropout_forward(x, rate, seed) -> (y, ctx)`` (inverted dropout, mask from
   ``numpy.random.default_rng(seed)``, ``keep = u >= rate`` with ``u`` float32 uniform of x's
   shape); ``dropout_backward(dy, ctx) -> dx``.

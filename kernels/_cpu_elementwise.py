@@ -10,7 +10,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from . import _cpu_memory as mem
-from . import checks
+from . import checks, reference
 from ._cpu_act import CODES, FAST, LEAKY_RELU, RELU, SOFTMAX, act_grad, act_value
 from ._cpu_checks import float_array
 
@@ -149,9 +149,14 @@ def _blocks(rows):
     return max(2 * get_num_threads(), min(1024, -(-rows // 2048)), 1)
 
 
-def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training):
-    """Batch normalisation over every axis but the last; running statistics updated in place."""
-    dt = checks.batchnorm(x, gamma, beta, running_mean, running_var)
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training, allreduce=None):
+    """Batch normalisation over every axis but the last; running statistics updated in place.
+    Synchronized statistics (``allreduce`` in training) are computed by the reference."""
+    dt = checks.batchnorm(x, gamma, beta, running_mean, running_var, allreduce)
+    if training and allreduce is not None:
+        y, ctx = reference.batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon,
+                                             training, allreduce)
+        return y, ("reference", ctx)
     x = float_array(x, "x", dtype=dt)
     C = x.shape[-1]
     gamma = float_array(gamma, "gamma", 1, dt)
@@ -178,6 +183,8 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsil
 
 def batchnorm_backward(dy, ctx):
     """``(dx, dgamma, dbeta)`` of :func:`batchnorm_forward`."""
+    if isinstance(ctx[0], str):
+        return reference.batchnorm_backward(dy, ctx[1])
     x2, mean, inv_std, gamma, training, shape = ctx
     dt = x2.dtype
     checks.grad(dy, shape)

@@ -59,19 +59,25 @@ def activation_backward(dy, ctx):
     return act_grad(dy, y, ACTIVATION_CODES[kind], x=x, alpha=alpha)
 
 
-def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training):
-    """Normalise over every axis but the last; in training, update the running stats in place."""
-    dt = checks.batchnorm(x, gamma, beta, running_mean, running_var)
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training, allreduce=None):
+    """Normalise over every axis but the last; in training, update the running stats in place
+    (statistics of the global batch with ``allreduce``: see :mod:`tinycnn.kernels`)."""
+    dt = checks.batchnorm(x, gamma, beta, running_mean, running_var, allreduce)
     x, gamma, beta = operands(dt, x, gamma, beta)
     C = tuple(x.shape)[-1]
     M = size(x) // C
-    x2 = x.reshape(M, C)
+    x3 = x.reshape(1, M, C)
     running = InPlace(dt, running_mean, running_var)
     rm, rv = running.dev
-    if training:
-        mean = red.colsum(x2.reshape(1, M, C), denom=M).reshape(C)
-        var = red.colsum(x2.reshape(1, M, C), mean.reshape(1, 1, C), red.SUM_SQUARED_DEVIATION, M)
-        var = var.reshape(C)
+    sync = allreduce if training else None
+    if training and sync is None:
+        mean = red.colsum(x3, denom=M).reshape(C)
+        var = red.colsum(x3, mean.reshape(1, 1, C), red.SUM_SQUARED_DEVIATION, M).reshape(C)
+    elif training:
+        s, n = sync([_host(red.colsum(x3)), np.array([M], np.float64)])
+        mean = asarray(s / n[0], dt)
+        (q,) = sync([_host(red.colsum(x3, mean.reshape(1, 1, C), red.SUM_SQUARED_DEVIATION))])
+        var = asarray(q / n[0], dt)
     else:
         mean, var = rm, rv
     inv_std = cuda.device_array(C, dtype=dt)
@@ -81,22 +87,32 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsil
     running.done()
     xhat = cuda.device_array((M, C), dtype=dt)
     y = cuda.device_array((M, C), dtype=dt)
-    launch_1d("bn_normalize", dt, M * C, x2, mean, inv_std, gamma, beta, xhat, y)
-    return y.reshape(x.shape), (xhat, gamma, inv_std, bool(training), x.shape)
+    launch_1d("bn_normalize", dt, M * C, x.reshape(M, C), mean, inv_std, gamma, beta, xhat, y)
+    return y.reshape(x.shape), (xhat, gamma, inv_std, bool(training), x.shape, sync)
+
+
+def _host(a):
+    """A (1, C) or (C,) device array as a float64 (C,) host array (for ``allreduce``)."""
+    return a.copy_to_host().reshape(-1).astype(np.float64)
 
 
 def batchnorm_backward(dy, ctx):
     """``(dx, dgamma, dbeta)`` of :func:`batchnorm_forward`."""
-    xhat, gamma, inv_std, training, shape = ctx
+    xhat, gamma, inv_std, training, shape, allreduce = ctx
     checks.grad(dy, shape)
     M, C = xhat.shape
-    dy2 = asarray(dy, xhat.dtype).reshape(M, C)
+    dt = xhat.dtype
+    dy2 = asarray(dy, dt).reshape(M, C)
     dy3 = dy2.reshape(1, M, C)
     dbeta = red.colsum(dy3).reshape(C)
     dgamma = red.colsum(dy3, xhat.reshape(1, M, C), red.SUM_PRODUCT).reshape(C)
-    dx = cuda.device_array((M, C), dtype=xhat.dtype)
-    launch_1d("bn_dx", xhat.dtype, M * C, dy2, xhat, gamma, inv_std, dbeta, dgamma,
-              xhat.dtype.type(M), int(training), dx)
+    sum_dy, sum_dy_xhat, count = dbeta, dgamma, M
+    if allreduce is not None:
+        b, g, n = allreduce([_host(dbeta), _host(dgamma), np.array([M], np.float64)])
+        sum_dy, sum_dy_xhat, count = asarray(b, dt), asarray(g, dt), n[0]
+    dx = cuda.device_array((M, C), dtype=dt)
+    launch_1d("bn_dx", dt, M * C, dy2, xhat, gamma, inv_std, sum_dy, sum_dy_xhat, dt.type(count), int(training),
+              dx)
     return dx.reshape(shape), dgamma, dbeta
 
 

@@ -189,10 +189,13 @@ def activation_args(x, kind):
     return dt, kind
 
 
-def batchnorm(x, gamma, beta, running_mean, running_var):
+def batchnorm(x, gamma, beta, running_mean, running_var, allreduce=None):
     """``batchnorm_forward``'s arrays -> dtype. The running statistics are updated in place,
-    so they must be arrays (of the backend, or NumPy arrays), not lists or numbers."""
+    so they must be arrays (of the backend, or NumPy arrays), not lists or numbers;
+    ``allreduce`` is None or a callable."""
     dt = work_dtype(x)
+    if allreduce is not None and not callable(allreduce):
+        raise ConfigError(f"allreduce must be None or a callable f(arrays) -> arrays, got {allreduce!r}")
     s = shape_of(x)
     if len(s) == 0:
         raise ShapeError("batch normalisation needs x with a channel (last) axis, got a scalar")

@@ -261,30 +261,46 @@ def dense_backward(dy, ctx, need_dx=True):
 
 
 # --------------------------------------------------------------------------- batch norm
-def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training):
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training, allreduce=None):
     """Batch normalisation over every axis but the last (channels).
 
     Training: ``mu = mean(x)``, ``var = mean((x - mu)**2)`` (biased), ``xhat = (x - mu) /
     sqrt(var + eps)``, ``y = gamma * xhat + beta``; the running statistics are updated in
     place: ``running = momentum * running + (1 - momentum) * batch``.
     Inference: the same with the running statistics.
+    With ``allreduce`` (training), ``mu`` and ``var`` are those of the global batch
+    (:func:`_global_moments`; the protocol is in :mod:`tinycnn.kernels`).
     """
-    dt = checks.batchnorm(x, gamma, beta, running_mean, running_var)
+    dt = checks.batchnorm(x, gamma, beta, running_mean, running_var, allreduce)
     x, gamma, beta = _arrays(dt, x, gamma, beta)
     axes = tuple(range(x.ndim - 1))
-    if training:
+    sync = allreduce if training else None
+    if training and sync is None:
         mu = x.mean(axis=axes)
         var = ((x - mu) ** 2).mean(axis=axes)
+    elif training:
+        mu, var = _global_moments(x, axes, sync)
+    else:
+        mu, var = running_mean, running_var
+    if training:
         running_mean *= momentum
         running_mean += (1 - momentum) * mu
         running_var *= momentum
         running_var += (1 - momentum) * var
-    else:
-        mu, var = running_mean, running_var
     inv_std = 1 / np.sqrt(var + epsilon)
     xhat = (x - mu) * inv_std
     y = gamma * xhat + beta
-    return y.astype(x.dtype, copy=False), (xhat, gamma, inv_std, training)
+    return y.astype(x.dtype, copy=False), (xhat, gamma, inv_std, training, sync)
+
+
+def _global_moments(x, axes, allreduce):
+    """Mean and biased variance per channel over the batches of every process: the sums of x
+    and the count are reduced first, then the squared deviations around the global mean (two
+    passes, as for one batch: no cancellation)."""
+    s, n = allreduce([x.sum(axis=axes, dtype=np.float64), np.array([x.size // x.shape[-1]], np.float64)])
+    mu = s / n[0]
+    (q,) = allreduce([((x - mu) ** 2).sum(axis=axes)])
+    return mu.astype(x.dtype), (q / n[0]).astype(x.dtype)
 
 
 def batchnorm_backward(dy, ctx):
@@ -292,17 +308,22 @@ def batchnorm_backward(dy, ctx):
 
     ``dbeta = sum dy``; ``dgamma = sum dy * xhat``; in training
     ``dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma)`` (the batch statistics
-    depend on x); in inference ``dx = gamma * inv_std * dy``.
+    depend on x; synchronized: M and both sums over every process); in inference
+    ``dx = gamma * inv_std * dy``.
     """
-    xhat, gamma, inv_std, training = ctx
+    xhat, gamma, inv_std, training, allreduce = ctx
     checks.grad(dy, xhat.shape)
     dy = np.asarray(dy, xhat.dtype)
     axes = tuple(range(dy.ndim - 1))
     dbeta = dy.sum(axis=axes)
     dgamma = (dy * xhat).sum(axis=axes)
     if training:
-        M = dy.size // dy.shape[-1]
-        dx = (gamma * inv_std / M) * (M * dy - dbeta - xhat * dgamma)
+        M, sum_dy, sum_dy_xhat = dy.size // dy.shape[-1], dbeta, dgamma
+        if allreduce is not None:
+            sum_dy, sum_dy_xhat, n = allreduce([dbeta.astype(np.float64), dgamma.astype(np.float64),
+                                                np.array([M], np.float64)])
+            M = n[0]
+        dx = (gamma * inv_std / M) * (M * dy - sum_dy - xhat * sum_dy_xhat)
     else:
         dx = gamma * inv_std * dy
     return dx.astype(dy.dtype, copy=False), dgamma, dbeta

@@ -383,6 +383,63 @@ def test_batchnorm_updates_host_running_statistics_in_place(K, rng):
     np.testing.assert_allclose(rv, rv2, rtol=1e-6, atol=1e-6)
 
 
+class _Peer:
+    """The other process of a two-process data-parallel run, holding the rest of the batch: its
+    ``__call__`` is the ``allreduce`` of the process under test, adding this process's sums (in
+    float64) in the order the contract gives (forward: [sum x, count], [sum (x - mean)**2];
+    backward: [sum dy, sum dy * xhat, count])."""
+
+    def __init__(self, x, dy, epsilon):
+        C = x.shape[-1]
+        self.x, self.dy, self.epsilon = x.reshape(-1, C).astype(np.float64), dy.reshape(-1, C), epsilon
+        self.calls = 0
+
+    def __call__(self, arrays):
+        self.calls += 1
+        n_here = len(self.x)
+        if self.calls == 1:
+            s, n = arrays
+            self.n = n[0] + n_here
+            self.mean = (s + self.x.sum(axis=0)) / self.n
+            return [s + self.x.sum(axis=0), n + n_here]
+        if self.calls == 2:
+            (q,) = arrays
+            q = q + ((self.x - self.mean) ** 2).sum(axis=0)
+            self.var = q / self.n
+            return [q]
+        sum_dy, sum_dy_xhat, n = arrays
+        xhat = (self.x - self.mean) / np.sqrt(self.var + self.epsilon)
+        self.dgamma = (self.dy * xhat).sum(axis=0)
+        return [sum_dy + self.dy.sum(axis=0), sum_dy_xhat + self.dgamma, n + n_here]
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 2, 4), (9, 3)])
+def test_synchronized_batchnorm_is_batchnorm_of_the_global_batch(B, rng, shape):
+    """One half of the batch here, the other on a peer: outputs, running statistics, dx and the
+    summed dgamma equal batch normalisation of the whole batch (reference, float64; float32
+    results to rtol 1e-4, atol 1e-5)."""
+    x, dy = randn(rng, *shape) * 3 + 1, randn(rng, *shape)
+    C, h = shape[-1], shape[0] // 3
+    gamma, beta = randn(rng, C), randn(rng, C)
+    rm, rv = np.zeros(C), np.ones(C)
+    full, ctx = R.batchnorm_forward(x.astype(np.float64), gamma, beta, rm, rv, 0.9, 1e-3, True)
+    full_dx, full_dgamma, _ = R.batchnorm_backward(dy.astype(np.float64), ctx)
+    peer = _Peer(x[h:], dy[h:], 1e-3)
+    rm_b, rv_b = B.asarray(np.zeros(C, F32)), B.asarray(np.ones(C, F32))
+    y, ctx = B.batchnorm_forward(B.asarray(x[:h]), gamma, beta, rm_b, rv_b, 0.9, 1e-3, True, allreduce=peer)
+    dx, dgamma, _ = B.batchnorm_backward(B.asarray(dy[:h]), ctx)
+    assert peer.calls == 3
+    tol = dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(B.np(y), full[:h], **tol)
+    np.testing.assert_allclose(B.np(rm_b), rm, **tol)
+    np.testing.assert_allclose(B.np(rv_b), rv, **tol)
+    np.testing.assert_allclose(B.np(dx), full_dx[:h], **tol)
+    np.testing.assert_allclose(B.np(dgamma) + peer.dgamma, full_dgamma, **tol)
+    # inference ignores allreduce
+    B.batchnorm_forward(x[:h], gamma, beta, rm_b, rv_b, 0.9, 1e-3, False, allreduce=peer)
+    assert peer.calls == 3
+
+
 @pytest.mark.parametrize("rate", [0.0, 0.3, 0.75])
 def test_dropout_matches_the_reference_bit_for_bit(K, rng, rate):
     x = randn(rng, 4, 33)
@@ -530,6 +587,8 @@ BAD_CALLS = {
     "softmax empty": (ShapeError, lambda B: B.activation_forward(_ones(2, 0), "softmax")),
     "batchnorm list": (DTypeError, lambda B: B.batchnorm_forward(_ones(4, 3), _ones(3), _ones(3), [0.0] * 3,
                                                                 _ones(3), 0.9, 1e-3, True)),
+    "batchnorm allreduce": (ConfigError, lambda B: B.batchnorm_forward(_ones(4, 3), _ones(3), _ones(3), _ones(3),
+                                                                      _ones(3), 0.9, 1e-3, True, allreduce=1)),
     "batchnorm gamma": (ShapeError, lambda B: B.batchnorm_forward(_ones(4, 3), _ones(2), _ones(3), _ones(3),
                                                                  _ones(3), 0.9, 1e-3, True)),
     "dropout rate": (ConfigError, lambda B: B.dropout_forward(_ones(4, 3), 1.0, 0)),

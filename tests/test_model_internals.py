@@ -1,6 +1,8 @@
 """The documented model internals (forward/backward over a range of layers, the loss, the
 training step and its gradient hooks, passes that leave no trace) and seeded dropout."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -182,3 +184,66 @@ def test_resume_with_a_seeded_dropout_equals_an_uninterrupted_run(tmp_path):
     resumed.fit(x, y, epochs=2, batch_size=4, verbose=0, checkpoint=tmp_path / "b.ckpt", resume=True)
     for wa, wb in zip(straight.get_weights(), resumed.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
+
+
+# ------------------------------------------------------------------ the data-parallel hooks
+class _Exchange:
+    """An allreduce between threads standing in for processes: each contributes its arrays,
+    every one gets the sums (float64)."""
+
+    def __init__(self, n):
+        self.barrier = threading.Barrier(n, timeout=60)
+        self.slots = [None] * n
+
+    def allreduce(self, rank):
+        def reduce(arrays):
+            self.slots[rank] = [np.asarray(a, np.float64) for a in arrays]
+            self.barrier.wait()
+            total = [sum(parts) for parts in zip(*self.slots, strict=True)]
+            self.barrier.wait()  # everyone has read before the next round overwrites
+            return total
+
+        return reduce
+
+
+def test_two_replicas_with_both_hooks_take_the_step_of_one_model_on_the_whole_batch():
+    """What a data-parallel run (issue 14) does with the hooks: each replica trains on half the
+    batch, batch norm uses the statistics of the whole batch (BatchNormalization(synchronized=
+    True) + layer.allreduce) and a gradient hook averages the gradients. One step then equals
+    one step of a single model on the whole batch (float64, to 1e-10)."""
+
+    def model():
+        set_random_seed(0)
+        m = Sequential([Conv2D(3, 3, activation="relu", input_shape=(6, 6, 2), name="conv"),
+                        BatchNormalization(synchronized=True, name="bn"), Flatten(name="flat"),
+                        Dense(1, activation="sigmoid", name="head")])
+        m.compile(tinycnn.optimizers.SGD(0.1), "binary_crossentropy")
+        return m.set_dtype("float64")
+
+    x, y = _data(8)
+    single = model()
+    single.train_on_batch(x, y)
+    exchange = _Exchange(2)
+    replicas = [model(), model()]
+
+    def average_gradients(reduce):
+        def hook(m):
+            grads = [g for layer in m.layers for g in layer.grads.values()]
+            for g, total in zip(grads, reduce(grads), strict=True):
+                g[...] = total / 2
+        return hook
+
+    for rank, m in enumerate(replicas):
+        m.layers[1].allreduce = exchange.allreduce(rank)
+        m.gradient_hooks.append(average_gradients(exchange.allreduce(rank)))
+    threads = [threading.Thread(target=m.train_on_batch, args=(x[4 * r:4 * r + 4], y[4 * r:4 * r + 4]))
+               for r, m in enumerate(replicas)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for m in replicas:
+        for w, w1 in zip(m.get_weights(), single.get_weights(), strict=True):
+            np.testing.assert_allclose(w, w1, rtol=1e-10, atol=1e-10)
+    assert BatchNormalization(synchronized=True).get_config()["synchronized"] is True
+    assert "synchronized" not in BatchNormalization().get_config()

@@ -29,6 +29,10 @@ and model files (:mod:`tinycnn.io`) reach into a model only through these docume
   ``gradient_hooks`` (all gradients are ready in ``layer.grads``: the place to average them
   across processes) -> ``optimizer.apply``.
 - ``gradient_hooks``: a list of callables ``hook(model)``, called by every ``train_step``.
+  With ``BatchNormalization(synchronized=True)`` layers whose ``allreduce`` is set, the batch
+  statistics are those of every process's batch (see :mod:`tinycnn.layers.normalization`):
+  together, the two hooks make N replicas on N slices take the step of one model on the
+  whole batch (``tests/test_model_internals.py`` shows it with threads).
 - ``probabilities(out)``, ``metric_logs(y, probs)``, ``predict_outputs(x, batch_size,
   training_output)``, ``evaluate_outputs(x, y, sample_weight, batch_size)``: host-side helpers
   of fit, evaluate and predict.
