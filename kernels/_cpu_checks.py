@@ -16,6 +16,9 @@ FLOATS = checks.FLOATS
 def float_array(a, name, ndim=None, dtype=None):
     """``a`` as a C-contiguous array of ``dtype`` (default: its work dtype, see
     :func:`.checks.work_dtype`), of rank ``ndim`` when given."""
+    if (type(a) is np.ndarray and a.dtype == dtype and (ndim is None or a.ndim == ndim)
+            and a.flags.c_contiguous and a.flags.writeable):
+        return a  # the common case, at every kernel call: already what the kernels take
     if dtype is None:
         dtype = checks.work_dtype(a, name)
     else:

@@ -27,13 +27,22 @@ PADDINGS = ("valid", "same")
 
 
 # --------------------------------------------------------------------------- basic checks
+# These run several times per kernel call: attribute access first, NumPy only for non-arrays.
 def shape_of(a):
     """The shape of an array of any backend (or of anything NumPy can read) as a tuple."""
-    return tuple(a.shape) if hasattr(a, "shape") else np.shape(a)
+    try:
+        s = a.shape
+    except AttributeError:
+        return np.shape(a)
+    return s if type(s) is tuple else tuple(s)
 
 
 def _dtype_of(a):
-    return np.dtype(a.dtype) if hasattr(a, "dtype") else np.asarray(a).dtype
+    try:
+        dt = a.dtype
+    except AttributeError:
+        return np.asarray(a).dtype
+    return dt if isinstance(dt, np.dtype) else np.dtype(dt)
 
 
 def work_dtype(a, name="x"):
@@ -267,19 +276,20 @@ def class_labels(y_true, N, K):
 def update(p, g, **state):
     """An in-place optimizer update: a float32/float64 parameter array, a gradient of its
     shape, and state arrays (None allowed) of its shape that can be written."""
-    if not hasattr(p, "shape") or _dtype_of(p) not in FLOATS:
-        raise DTypeError(f"parameters must be float32 or float64 arrays, got "
-                         f"{getattr(p, 'dtype', type(p).__name__)}")
+    # written out (no helper calls): it runs for every parameter at every step
+    shape, dt = getattr(p, "shape", None), getattr(p, "dtype", None)
+    if shape is None or dt not in FLOATS:
+        raise DTypeError(f"parameters must be float32 or float64 arrays, got {type(p).__name__ if dt is None else dt}")
     real(g, "the gradient")
-    if shape_of(g) != shape_of(p):
-        raise ShapeError(f"the gradient has shape {shape_of(g)}, the parameter {shape_of(p)}")
-    for name, a in {"p": p, **state}.items():
+    if shape_of(g) != shape:
+        raise ShapeError(f"the gradient has shape {shape_of(g)}, the parameter {shape}")
+    for name, a in (("p", p), *state.items()):
         if a is None:
             continue
-        if not (hasattr(a, "shape") and hasattr(a, "dtype")):
+        if getattr(a, "dtype", None) is None or getattr(a, "shape", None) is None:
             raise DTypeError(f"{name} must be an array updated in place, got {type(a).__name__}")
-        if shape_of(a) != shape_of(p):
-            raise ShapeError(f"{name} has shape {shape_of(a)}, the parameter {shape_of(p)}")
+        if a.shape != shape:
+            raise ShapeError(f"{name} has shape {shape_of(a)}, the parameter {shape}")
         flags = getattr(a, "flags", None)
         if flags is not None and not getattr(flags, "writeable", True):
             raise ConfigError(f"{name} is read-only; optimizer updates happen in place")
