@@ -1,4 +1,5 @@
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -18,11 +19,27 @@ def backends_here():
     names = []
     for name in ("numpy", "cpu", "cuda"):
         try:
-            backend._load(name)
+            backend.load(name)
         except Exception:
             continue
         names.append(name)
     return names
+
+
+#: ``(kernel name, dtype, argument types)`` of every CUDA kernel launched by any test of this
+#: session (checked against the signatures the PTX test compiles, in tests/cuda/test_cuda_sim.py)
+CUDA_LAUNCHES = []
+
+
+@pytest.fixture(autouse=True)
+def _record_cuda_launches():
+    common = sys.modules.get("tinycnn.kernels._cuda_common")
+    if common is None:  # the cuda backend was never imported in this process
+        yield
+        return
+    with common.record_launches() as log:
+        yield
+    CUDA_LAUNCHES.extend(log)
 
 
 @pytest.fixture

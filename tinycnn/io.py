@@ -46,7 +46,7 @@ def _digest(meta_bytes, arrays):
 def _collect(model, include_optimizer):
     arrays = {}
     B = backend.get()
-    model._sync_backend()
+    model.sync_backend()
     for i, layer in enumerate(model.layers):
         for k, p in layer.params.items():
             arrays[f"layer{i}/{k}"] = np.array(B.to_numpy(p))
@@ -166,9 +166,9 @@ def load_model(path, compile=True):
     meta, data = read_model_file(path)
     try:
         model = Sequential.from_config(meta["architecture"])
-        model._dtype = np.dtype(meta.get("dtype", "float32"))
-        for l in model.layers:
-            l.dtype = model._dtype
+        dtype = np.dtype(meta.get("dtype", "float32"))
+        if dtype != model.dtype:
+            model.set_dtype(dtype)
         if not model.built:
             model.build()
         model.metadata = meta.get("metadata", {})
@@ -188,7 +188,8 @@ def save_checkpoint(model, path, epoch, history):
     from .random import get_state
 
     meta, arrays = _collect(model, include_optimizer=True)
-    meta["checkpoint"] = {"epoch": int(epoch), "history": history, "rng_state": get_state()}
+    meta["checkpoint"] = {"epoch": int(epoch), "history": history, "rng_state": get_state(),
+                          "layer_rng_states": [layer.get_random_state() for layer in model.layers]}
     _write(path, meta, arrays)
 
 
@@ -204,4 +205,6 @@ def load_checkpoint(model, path):
         raise ModelFileError(f"{os.fspath(path)!r} was written by a model of another architecture")
     _restore(model, meta, data)
     set_state(meta["checkpoint"]["rng_state"])
+    for layer, state in zip(model.layers, meta["checkpoint"].get("layer_rng_states", []), strict=False):
+        layer.set_random_state(state)  # e.g. a seeded Dropout's own generator
     return meta["checkpoint"]["epoch"], meta["checkpoint"]["history"]

@@ -136,24 +136,21 @@ def _roc_plot(curves, points=()):
 
 
 # ------------------------------------------------------------------ numbers
-def _ratio(num, den):
-    return num / den if den else float("nan")
+#: the report's names for the rates of :func:`tinycnn.metrics.classification_report`
+_SHOWN = {"sensitivity": "sensitivity", "specificity": "specificity", "PPV": "precision", "NPV": "npv", "F1": "f1"}
 
 
-def _rates(cm, k):
-    """One-vs-rest counts and rates of class ``k`` from a confusion matrix (rows: true class)."""
-    tp = int(cm[k, k])
-    fn, fp = int(cm[k].sum()) - tp, int(cm[:, k].sum()) - tp
-    tn = int(cm.sum()) - tp - fn - fp
-    return {"sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp), "PPV": _ratio(tp, tp + fp),
-            "NPV": _ratio(tn, tn + fn), "F1": _ratio(2 * tp, 2 * tp + fp + fn),
-            "accuracy": _ratio(int(np.trace(cm)), int(cm.sum())), "support": tp + fn}
+def _rates(y, score, threshold):
+    """Binary rates at ``threshold`` under the report's names (plus accuracy), all computed by
+    :mod:`tinycnn.metrics`; NaN where undefined."""
+    rep = metrics.classification_report(y, score, threshold=threshold)
+    return {**{name: rep[key] for name, key in _SHOWN.items()}, "accuracy": rep["accuracy"]}
 
 
 def _fmt(v, digits=3):
     if isinstance(v, (int, np.integer)):
         return str(int(v))
-    return "–" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
 def _table(header, rows):
@@ -193,7 +190,7 @@ def _examples(model, x, groups, caption):
         cams = explain.grad_cam(model, images, class_index=cls)
         figs = []
         for i, im, cam in zip(idx, images, cams, strict=True):
-            plain = np.round(explain._display_rgb(im) * 255).astype(np.uint8)
+            plain = np.round(explain.display_rgb(im) * 255).astype(np.uint8)
             gap = np.full((plain.shape[0], max(1, plain.shape[1] // 32), 3), 255, np.uint8)
             pair = np.concatenate([plain, gap, explain.overlay(im, cam)], axis=1)
             figs.append(f"<figure>{_img(_array_uri(pair), f'test case {i + 1}: image and Grad-CAM', 'case')}"
@@ -236,9 +233,39 @@ def write_report(path, model, x_test, y_test, history=None, threshold=0.5, n_exa
     -------
     dict
         The numbers shown: ``n``, ``auc``, ``auc_95ci``, ``confusion_matrix`` and, for binary
-        models, ``rates`` and ``threshold_for_95_sensitivity``.
+        models, ``rates`` and ``threshold_for_95_sensitivity``. Every number comes from
+        :mod:`tinycnn.metrics`; an undefined rate (0/0) is NaN, shown as "n/a".
     """
     _matplotlib()  # fail before any work when matplotlib is missing
+    y = _check_report_arguments(threshold, n_examples, y_test)
+    probs = model.predict(x_test, batch_size=64)
+    if len(probs) != len(y):
+        raise ShapeError(f"x_test has {len(probs)} cases but y_test has {len(y)} labels")
+    binary = probs.shape[1] == 1
+    K = 2 if binary else probs.shape[1]
+    if y.min() < 0 or y.max() >= K:
+        raise InvalidValueError(f"y_test holds classes outside 0..{K - 1}")
+    names = [str(c) for c in (class_names or model.metadata.get("class_names") or range(K))]
+    if len(names) != K:
+        names = [str(k) for k in range(K)]
+    if history is not None and hasattr(history, "history"):
+        history = history.history
+    score = probs[:, 0] if binary else probs
+    result = {"n": int(len(y))}
+    body = [_summary(model, y, names, binary, threshold),
+            "<h2>Training curves</h2>", _curves_section(history),
+            "<h2>ROC curve</h2>", _roc_section(y, score, names, binary, threshold, result),
+            "<h2>Confusion matrix</h2>", _confusion_section(y, score, names, binary, threshold, result),
+            "<h2>Diagnostic performance</h2>", _performance_section(y, score, names, binary, threshold, result),
+            "<h2>Grad-CAM examples</h2>", _GRAD_CAM_NOTE,
+            _examples_section(model, x_test, y, probs, binary, threshold, n_examples, names)]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(_page(title, body))
+    return result
+
+
+def _check_report_arguments(threshold, n_examples, y_test):
+    """The test labels as (N,) int64, after checking the options."""
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) \
             or not 0 <= threshold <= 1:
         raise ConfigError(f"threshold must be a probability in [0, 1], got {threshold!r}")
@@ -250,82 +277,68 @@ def write_report(path, model, x_test, y_test, history=None, threshold=0.5, n_exa
     if y.ndim != 1:
         raise ConfigError(f"y_test must hold one class index per case (N,); got shape {np.shape(y_test)} "
                           "(multi-label reports are not supported)")
-    probs = model.predict(x_test, batch_size=64)
-    if len(probs) != len(y):
-        raise ShapeError(f"x_test has {len(probs)} cases but y_test has {len(y)} labels")
-    binary = probs.shape[1] == 1
-    K = 2 if binary else probs.shape[1]
-    y = y.astype(np.int64)
-    if y.min() < 0 or y.max() >= K:
-        raise InvalidValueError(f"y_test holds classes outside 0..{K - 1}")
-    names = [str(c) for c in (class_names or model.metadata.get("class_names") or range(K))]
-    if len(names) != K:
-        names = [str(k) for k in range(K)]
-    if history is not None and hasattr(history, "history"):
-        history = history.history
+    return y.astype(np.int64)
 
-    body, result = [], {"n": int(len(y))}
-    present = np.bincount(y, minlength=K)
-    summary = [("test cases", str(len(y))),
-               ("cases per class", ", ".join(f"{n}: {c}" for n, c in zip(names, present, strict=True))),
-               ("model", f"{type(model).__name__}, {model.count_params():,} trained parameters, "
-                         f"input {' x '.join(map(str, model.input_shape))}"),
-               ("decision rule", f"{names[1]} when p({names[1]}) ≥ {threshold:g}" if binary
-                else "the class of highest probability")]
-    body.append('<dl class="summary">' + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
-                                                  for k, v in summary) + "</dl>")
 
-    body.append("<h2>Training curves</h2>")
-    uri = _curves(history) if history else None
-    body.append(_img(uri, "training curves") if uri else '<p class="note">no training history was stored '
-                                                          "with this model</p>")
-
-    score = probs[:, 0] if binary else probs
-    body.append("<h2>ROC curve</h2>")
-    body.append(_roc_section(y, score, names, binary, threshold, result))
-
-    cm = metrics.confusion_matrix(y, score, threshold=threshold)
-    result["confusion_matrix"] = cm.tolist()
-    body.append("<h2>Confusion matrix</h2>")
-    body.append(f'<p class="note">rows: true class; columns: predicted class'
-                f'{f" (threshold {threshold:g})" if binary else ""}</p>' + _confusion_table(cm, names))
-
-    body.append("<h2>Diagnostic performance</h2>")
-    keys = ["sensitivity", "specificity", "PPV", "NPV", "F1", "accuracy"]
-    if binary:
-        rows = [[f"at threshold {threshold:g}"] + [_rates(cm, 1)[k] for k in keys]]
-        result["rates"] = {k: _rates(cm, 1)[k] for k in keys}
-        if present[1]:
-            t95 = metrics.threshold_for_sensitivity(y, score, 0.95)
-            result["threshold_for_95_sensitivity"] = t95
-            cm95 = metrics.confusion_matrix(y, score, threshold=t95)
-            rows.append([f"at threshold {t95:.3f} (95% sensitivity)"] + [_rates(cm95, 1)[k] for k in keys])
-        body.append(_table(["operating point"] + keys, rows))
-        if present[1]:
-            body.append(f'<p class="note">Threshold reaching 95% sensitivity: <b>{t95:.3f}</b> (the highest '
-                        "probability cut-off that still calls at least 95% of the positive cases positive).</p>")
-        else:
-            body.append('<p class="note">No positive case: the threshold for 95% sensitivity is undefined.</p>')
-    else:
-        rows = [[names[k]] + [_rates(cm, k)[k2] for k2 in keys[:-1]] + [_rates(cm, k)["support"]] for k in range(K)]
-        body.append(_table(["class (one vs rest)"] + keys[:-1] + ["cases"], rows))
-        body.append(f'<p class="note">accuracy {_fmt(_rates(cm, 0)["accuracy"])}</p>')
-
-    body.append("<h2>Grad-CAM examples</h2>")
-    body.append('<p class="note">Left: the test image as the model sees it; right: Grad-CAM of the last '
-                "convolutional layer (bright: regions that raised the score of the class shown). A map shows "
-                "where the model looked, not whether it was right.</p>")
-    body.append(_examples_section(model, x_test, y, probs, binary, threshold, n_examples, names))
-
+def _page(title, body):
     today = datetime.date.today().isoformat()
-    page = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
             f"<h1>{html.escape(title)}</h1>\n<p class=\"note\">generated by tinycnn on {today}</p>\n"
             + "\n".join(body) + "\n</main>\n</body>\n</html>\n")
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(page)
-    return result
+
+
+def _summary(model, y, names, binary, threshold):
+    present = np.bincount(y, minlength=len(names))
+    rows = [("test cases", str(len(y))),
+            ("cases per class", ", ".join(f"{n}: {c}" for n, c in zip(names, present, strict=True))),
+            ("model", f"{type(model).__name__}, {model.count_params():,} trained parameters, "
+                      f"input {' x '.join(map(str, model.input_shape))}"),
+            ("decision rule", f"{names[1]} when p({names[1]}) ≥ {threshold:g}" if binary
+             else "the class of highest probability")]
+    return '<dl class="summary">' + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>"
+                                            for k, v in rows) + "</dl>"
+
+
+def _curves_section(history):
+    uri = _curves(history) if history else None
+    return _img(uri, "training curves") if uri else '<p class="note">no training history was stored with this model</p>'
+
+
+def _confusion_section(y, score, names, binary, threshold, result):
+    cm = metrics.confusion_matrix(y, score, threshold=threshold)
+    result["confusion_matrix"] = cm.tolist()
+    return (f'<p class="note">rows: true class; columns: predicted class'
+            f'{f" (threshold {threshold:g})" if binary else ""}</p>' + _confusion_table(cm, names))
+
+
+def _performance_section(y, score, names, binary, threshold, result):
+    keys = [*_SHOWN, "accuracy"]
+    if not binary:
+        rep = metrics.classification_report(y, score)
+        rows = [[names[k]] + [rep["per_class"][k][_SHOWN[key]] for key in _SHOWN] + [rep["per_class"][k]["support"]]
+                for k in range(len(names))]
+        return (_table(["class (one vs rest)", *_SHOWN, "cases"], rows)
+                + f'<p class="note">accuracy {_fmt(rep["accuracy"])}</p>')
+    rates = _rates(y, score, threshold)
+    result["rates"] = rates
+    rows = [[f"at threshold {threshold:g}"] + [rates[k] for k in keys]]
+    if not y.any():
+        return _table(["operating point", *keys], rows) + (
+            '<p class="note">No positive case: the threshold for 95% sensitivity is undefined.</p>')
+    t95 = metrics.threshold_for_sensitivity(y, score, 0.95)
+    result["threshold_for_95_sensitivity"] = t95
+    rates95 = _rates(y, score, t95)
+    rows.append([f"at threshold {t95:.3f} (95% sensitivity)"] + [rates95[k] for k in keys])
+    return _table(["operating point", *keys], rows) + (
+        f'<p class="note">Threshold reaching 95% sensitivity: <b>{t95:.3f}</b> (the highest '
+        "probability cut-off that still calls at least 95% of the positive cases positive).</p>")
+
+
+_GRAD_CAM_NOTE = ('<p class="note">Left: the test image as the model sees it; right: Grad-CAM of the last '
+                  "convolutional layer (bright: regions that raised the score of the class shown). A map shows "
+                  "where the model looked, not whether it was right.</p>")
 
 
 def _roc_section(y, score, names, binary, threshold, result):
@@ -335,10 +348,9 @@ def _roc_section(y, score, names, binary, threshold, result):
         auc, lo, hi = metrics.bootstrap_auc_ci(y, score, n_bootstraps=1000, seed=0)
         result.update(auc=auc, auc_95ci=[lo, hi])
         fpr, tpr, _ = metrics.roc_curve(y, score)
-        cm = metrics.confusion_matrix(y, score, threshold=threshold)
-        r = _rates(cm, 1)
+        r = _rates(y, score, threshold)
         t95 = metrics.threshold_for_sensitivity(y, score, 0.95)
-        r95 = _rates(metrics.confusion_matrix(y, score, threshold=t95), 1)
+        r95 = _rates(y, score, t95)
         uri = _roc_plot([(fpr, tpr, f"AUC {auc:.3f} (95% CI {lo:.3f}–{hi:.3f})")],
                         [(1 - r["specificity"], r["sensitivity"], f"threshold {threshold:g}"),
                          (1 - r95["specificity"], r95["sensitivity"], f"threshold {t95:.3f} (95% sens.)")])
