@@ -8,7 +8,7 @@ else is here once.
 """
 
 from .. import backend
-from ..activations import resolve
+from ..activations import default_alpha, resolve
 from ..initializers import get as get_initializer
 from ..initializers import initialize
 from ..kernels import ELEMENTWISE
@@ -30,6 +30,7 @@ class Affine(Layer):
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         self.activation = resolve(activation)
+        self.alpha = default_alpha(self.activation)  # leaky_relu's slope when named (Keras 3: 0.2)
         self.use_bias = bool(use_bias)
         get_initializer(kernel_initializer), get_initializer(bias_initializer)
         self.kernel_initializer = kernel_initializer
@@ -57,7 +58,7 @@ class Affine(Layer):
         y, ctx = self.kernel_forward(B, x, fused)
         actx = None
         if fused != act:
-            y, actx = B.activation_forward(y, act)
+            y, actx = B.activation_forward(y, act, self.alpha)
         self._ctx = (ctx, actx)
         return y
 

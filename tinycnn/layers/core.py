@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import backend
-from ..activations import resolve
+from ..activations import default_alpha, resolve
 from ..errors import ConfigError, ShapeError
 from ..random import generator
 from .affine import Affine
@@ -109,9 +109,10 @@ class Activation(Layer):
     has_activation = True
 
     def __init__(self, activation, **kwargs):
-        self.alpha = float(kwargs.pop("alpha", 0.0))
+        alpha = kwargs.pop("alpha", None)
         super().__init__(**kwargs)
         self.activation = resolve(activation)
+        self.alpha = default_alpha(self.activation) if alpha is None else float(alpha)
 
     def forward(self, x, training=False, logits=False):
         if logits or self.activation == "linear":
