@@ -337,6 +337,13 @@ def test_backend_choices_come_from_the_registry(monkeypatch):
         build_parser().parse_args(["--backend", "cpu", "gradcheck"])
 
 
+def test_the_parser_loads_no_heavy_library_so_help_and_usage_errors_answer_at_once():
+    code = ("import sys, tinycnn.cli; tinycnn.cli.build_parser(); "
+            "print(sorted(m for m in ('scipy', 'PIL', 'matplotlib', 'pydicom', 'numba') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
 def test_a_command_whose_module_fails_to_import_is_an_error_not_a_missing_command(monkeypatch):
     from tinycnn import cli
 

@@ -1,6 +1,9 @@
-"""Labelled data for the commands: the split options, --skip-bad, and checks that data fit a model."""
+"""Labelled data for the commands: the split options, --skip-bad, and checks that data fit a model.
 
-from .. import data
+Like every command module, this one imports the heavier parts of tinycnn (Pillow, SciPy,
+matplotlib) only when a command runs, so ``--help`` and usage errors answer at once.
+"""
+
 from ..errors import ConfigError, DataError, ShapeError
 from ._args import fraction, non_negative_int
 
@@ -38,6 +41,8 @@ def load_labelled(args, printer, verb, image_size=None, color=None):
     if args.val_fraction + args.test_fraction >= 1.0:
         raise ConfigError(f"--val-fraction + --test-fraction must be below 1 (got {args.val_fraction} + "
                           f"{args.test_fraction}): nothing would be left for training")
+    from .. import data  # Pillow, SciPy: loaded when a command runs, not for --help or a usage error
+
     # Every file is tried, so the error lists them all at once instead of one per run.
     splits = data.load_dataset(args.data, image_size=image_size, color=color, val_fraction=args.val_fraction,
                                test_fraction=args.test_fraction, seed=args.seed, skip_bad=True)

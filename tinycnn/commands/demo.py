@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import data, pipeline
+from .. import pipeline
 from ._args import add_verbosity, int_at_least, non_negative_int, positive_int
 from ._output import EpochPrinter, Printer, data_summary, few_case_warnings
 
@@ -57,6 +57,8 @@ def save_demo_data(splits, folder):
 
 
 def run(args):
+    from ..data import Augmenter
+
     printer = Printer("demo", args.verbosity)
     t0 = time.perf_counter()
     printer.info(f"tinycnn demo: synthetic chest radiographs, {args.n} cases at {args.image_size}x{args.image_size} "
@@ -74,7 +76,7 @@ def run(args):
     n_batches = -(-len(splits.train[1]) // 32)
     _, _, rep = pipeline.train(splits, epochs=args.epochs, batch_size=32, out=args.out, model=model, verbose=0,
                                seed=args.seed, callbacks=[EpochPrinter(args.epochs, n_batches, printer)],
-                               augment=data.Augmenter(horizontal_flip=False, rotation=5, shift=0.03,
+                               augment=Augmenter(horizontal_flip=False, rotation=5, shift=0.03,
                                                       brightness=0.05, contrast=0.05))
     printer.result("\ntest set:")
     printer.result(pipeline.format_report(rep, splits.class_names))

@@ -4,7 +4,6 @@ import csv
 from pathlib import Path
 
 from ..models import load_model
-from ..report import write_report
 from ._args import add_model, add_threshold, add_verbosity
 from ._data import add_data_options, load_for_model, split_rule
 from ._output import PART_LABEL, Printer, few_case_warnings
@@ -48,6 +47,8 @@ def write_case_index(path, files, source, part, y, probs, names, threshold, show
 
 
 def run(args):
+    from ..report import write_report  # matplotlib, SciPy
+
     printer = Printer("report", args.verbosity)
     model = load_model(args.model, compile=False)
     model.summary(print_fn=printer.detail)

@@ -2,7 +2,7 @@
 
 import math
 
-from .. import data, pipeline
+from .. import pipeline
 from ..errors import ConfigError
 from ._args import add_verbosity, int_at_least, positive_float, positive_int
 from ._data import add_data_options, load_labelled, split_rule
@@ -43,6 +43,8 @@ def add(sub):
 
 
 def run(args):
+    from ..data import Augmenter  # Pillow, SciPy: loaded when the command runs
+
     printer = Printer("train", args.verbosity)
     if args.resume and not args.checkpoint:
         raise ConfigError("--resume needs --checkpoint FILE (the checkpoint to continue from)")
@@ -54,7 +56,7 @@ def run(args):
         printer.warn(text)
     model = pipeline.diagnosis_model(splits.input_shape, splits.num_classes, splits.task)
     model.summary(print_fn=printer.detail)
-    aug = data.Augmenter(horizontal_flip=False) if args.augment else None  # left and right are anatomy
+    aug = Augmenter(horizontal_flip=False) if args.augment else None  # left and right are anatomy
     n_batches = math.ceil(len(splits.train[1]) / args.batch_size)
     printer.info()
     _, _, rep = pipeline.train(splits, epochs=args.epochs, batch_size=args.batch_size,
