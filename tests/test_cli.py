@@ -116,6 +116,20 @@ def test_every_option_in_help_has_a_sentence_and_its_default():
     assert rc == 0 and "(default 0.15)" in out and "70%" in out
 
 
+def test_resume_continues_from_the_checkpoint_and_patience_needs_validation(npz, tmp_path):
+    ckpt = tmp_path / "run.ckpt"
+    rc, out, err = tinycnn("train", "--data", npz, "--epochs", "1", "--checkpoint", ckpt, "--quiet")
+    assert rc == 0 and ckpt.exists(), err
+    rc, out, err = tinycnn("train", "--data", npz, "--epochs", "2", "--checkpoint", ckpt, "--resume", "--patience", "3")
+    assert rc == 0, err
+    assert "Epoch 2/2 - loss: " in out and "Epoch 1/2" not in out
+    no_val = tmp_path / "noval.npz"
+    with np.load(npz) as z:
+        np.savez(no_val, **{k: z[k] for k in z.files if not k.startswith("val_")})
+    rc, out, err = tinycnn("train", "--data", no_val, "--patience", "2")
+    assert rc == 2 and "--patience needs a validation part" in err
+
+
 # ------------------------------------------------------------------ one --threshold check (item 2)
 @pytest.mark.parametrize("value", ["2", "-0.1", "nan", "inf", "half"])
 @pytest.mark.parametrize("command", ["predict", "evaluate", "report", "explain"])
@@ -278,7 +292,9 @@ def test_explain_names_overlays_after_their_inputs_and_writes_an_index(trained, 
 def test_report_cases_are_traced_to_their_files_by_an_index_beside_the_report(folder_with_a_bad_png, tmp_path):
     pytest.importorskip("matplotlib")
     model = tmp_path / "m.tcnn"
-    assert tinycnn("train", "--data", folder_with_a_bad_png, "--epochs", "1", "--skip-bad", "--out", model)[0] == 0
+    rc, out, err = tinycnn("train", "--data", folder_with_a_bad_png, "--epochs", "1", "--skip-bad", "--out", model,
+                           "--image-size", "24", "--augment", "--class-weight", "balanced")
+    assert rc == 0 and "images: 24 x 24 pixels" in out, err
     rc, out, err = tinycnn("report", "--model", model, "--data", folder_with_a_bad_png, "--skip-bad",
                            "--out", tmp_path / "r.html")
     assert rc == 0, err

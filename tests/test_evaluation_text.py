@@ -52,3 +52,25 @@ def test_format_report_prints_n_a_and_the_reason_never_nan():
                                              (np.float64(0.12345), "0.123")])
 def test_cli_numbers(value, text):
     assert fmt(value) == text
+
+
+def test_progress_bars_only_with_verbose_when_both_streams_are_terminals(monkeypatch):
+    import sys
+
+    from tinycnn.commands._output import Printer
+
+    for out_tty, err_tty, verbosity, bars in [(True, True, 2, True), (True, True, 1, False), (False, True, 2, False),
+                                              (True, False, 2, False)]:
+        monkeypatch.setattr(sys.stdout, "isatty", lambda v=out_tty: v)
+        monkeypatch.setattr(sys.stderr, "isatty", lambda v=err_tty: v)
+        assert Printer("train", verbosity).bars is bars
+
+
+def test_epoch_lines_print_n_a_for_an_undefined_value(capsys):
+    from tinycnn.commands._output import EpochPrinter, Printer
+
+    p = EpochPrinter(3, 5, Printer("train", 1))
+    p.on_epoch_begin(1)
+    p.on_epoch_end(1, {"loss": 0.5, "auc": 0.75, "val_auc": float("nan")})
+    line = capsys.readouterr().out
+    assert line.startswith("Epoch 2/3 - loss: 0.5000 - auc: 0.7500 - val_auc: n/a - ")
