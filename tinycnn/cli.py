@@ -1,4 +1,4 @@
-"""The ``tinycnn`` command: demo, train, evaluate, predict, explain, report, deidentify, gradcheck.
+"""The ``tinycnn`` command: demo, train, evaluate, predict, explain, report, export, deidentify, gradcheck.
 
 Bad values of a flag are refused by argparse before anything runs (exit status 2). tinycnn's
 own errors (bad paths, corrupt files, shapes that do not fit) become a one-line message naming
@@ -8,12 +8,11 @@ the flag where there is one, also with exit status 2; a traceback means a bug in
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from . import backend
 from .commands import add_all
 from .commands._args import in_flag_terms, positive_float
-from .errors import ConfigError, DataError, TinyCNNError
+from .errors import TinyCNNError
 
 
 def _cmd_gradcheck(args):
@@ -29,27 +28,16 @@ def _add_gradcheck(sub):
     p.set_defaults(func=_cmd_gradcheck)
 
 
-def _check_deidentify_paths(args):
-    """Usage errors of ``deidentify`` (a missing IN, an OUT that overlaps IN) exit 2 like every other."""
-    src, dst = Path(args.in_path).resolve(), Path(args.out_path).resolve()
-    if not src.exists():
-        raise DataError(f"{args.in_path}: no such file or folder")
-    folder = src if src.is_dir() else src.parent
-    if dst == src or dst == folder or folder in dst.parents or dst in src.parents:
-        raise ConfigError(f"OUT ({args.out_path}) must lie outside IN ({args.in_path}) and not contain it")
+def _add_export(sub):
+    from .export import add_cli
+
+    add_cli(sub)
 
 
 def _add_privacy(sub):
     from .privacy import add_cli
 
-    p = add_cli(sub)
-    run = p.get_default("func")
-
-    def checked(args):
-        _check_deidentify_paths(args)
-        return run(args)
-
-    p.set_defaults(func=checked)
+    add_cli(sub)
 
 
 def build_parser():
@@ -61,6 +49,7 @@ def build_parser():
                         help="compute backend (default: $TINYCNN_BACKEND, else cpu)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_all(sub)
+    _add_export(sub)
     _add_privacy(sub)
     _add_gradcheck(sub)
     parser.commands = sub.choices  # name -> sub-parser, for help and tests

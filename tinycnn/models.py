@@ -556,6 +556,16 @@ class Sequential:
 
         save_model(self, filepath, include_optimizer=include_optimizer)
 
+    def export(self, filepath, format="onnx"):
+        """Write the model for inference stacks without tinycnn (Keras 3's spelling).
+
+        ``format='onnx'``: an ONNX file that ONNX Runtime runs as :meth:`predict` does, input
+        float32 (N, H, W, C); needs ``pip install "tinycnn[onnx]"``. See :mod:`tinycnn.export`.
+        """
+        from .export import export_model
+
+        export_model(self, filepath, format=format)
+
     def __repr__(self):
         return f"<Sequential {self.name!r}: {len(self.layers)} layers>"
 
