@@ -6,6 +6,7 @@ matplotlib) only when a command runs, so ``--help`` and usage errors answer at o
 
 from ..errors import ConfigError, DataError, ShapeError
 from ._args import fraction, non_negative_int
+from ._output import PART_LABEL, few_case_warnings
 
 
 def add_data_options(p, verb):
@@ -58,8 +59,9 @@ def load_labelled(args, printer, verb, image_size=None, color=None):
 def load_for_model(model, args, printer, verb):
     """The labelled part of ``args.data`` to judge ``model`` on: test, else validation, else training.
 
-    Returns ``(x, y, part, files, splits)``: ``part`` is 'test', 'val' or 'train'; ``files`` is
-    None for an ``.npz``.
+    Says which part it is, and warns when it holds few cases of a class. Returns
+    ``(x, y, part, files, names)``: ``part`` is 'test', 'val' or 'train'; ``files`` the file of
+    each case (None for an ``.npz``); ``names`` the class names (the model's, else the data's).
     """
     size = tuple(model.metadata.get("image_size", model.input_shape[:2]))
     color = "rgb" if model.input_shape[-1] == 3 else "grayscale"
@@ -79,4 +81,7 @@ def load_for_model(model, args, printer, verb):
     if splits.num_classes != k_model:
         raise ShapeError(f"{args.data} has {splits.num_classes} classes {splits.class_names}, but the model "
                          f"predicts {k_model} ({', '.join(map(str, names))})")
-    return x, y, attr, splits.files.get(attr), splits
+    printer.info(f"{PART_LABEL[attr]} part of {args.data} (split: {split_rule(args)})")
+    for text in few_case_warnings(splits, parts=(attr,), class_names=names):
+        printer.warn(text)
+    return x, y, attr, splits.files.get(attr), names

@@ -3,8 +3,8 @@
 from .. import pipeline
 from ..models import load_model
 from ._args import add_model, add_threshold, add_verbosity
-from ._data import add_data_options, load_for_model, split_rule
-from ._output import PART_LABEL, Printer, few_case_warnings
+from ._data import add_data_options, load_for_model
+from ._output import Printer
 
 
 def add(sub):
@@ -23,11 +23,7 @@ def run(args):
     printer = Printer("evaluate", args.verbosity)
     model = load_model(args.model)
     model.summary(print_fn=printer.detail)
-    x, y, part, _, splits = load_for_model(model, args, printer, "evaluate")
-    printer.info(f"{PART_LABEL[part]} part of {args.data} (split: {split_rule(args)})")
-    names = model.metadata.get("class_names") or splits.class_names
-    for text in few_case_warnings(splits, parts=(part,), class_names=names):
-        printer.warn(text)
+    x, y, _, _, names = load_for_model(model, args, printer, "evaluate")
     rep = pipeline.evaluate(model, x, y, threshold=args.threshold, class_names=names)
     printer.result(pipeline.format_report(rep, names))
     return 0

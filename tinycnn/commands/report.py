@@ -5,8 +5,8 @@ from pathlib import Path
 
 from ..models import load_model
 from ._args import add_model, add_threshold, add_verbosity
-from ._data import add_data_options, load_for_model, split_rule
-from ._output import PART_LABEL, Printer, few_case_warnings
+from ._data import add_data_options, load_for_model
+from ._output import PART_LABEL, Printer
 from .predict import class_names
 
 
@@ -52,11 +52,7 @@ def run(args):
     printer = Printer("report", args.verbosity)
     model = load_model(args.model, compile=False)
     model.summary(print_fn=printer.detail)
-    x, y, part, files, splits = load_for_model(model, args, printer, "report")
-    printer.info(f"{PART_LABEL[part]} part of {args.data} (split: {split_rule(args)})")
-    names = model.metadata.get("class_names") or splits.class_names
-    for text in few_case_warnings(splits, parts=(part,), class_names=names):
-        printer.warn(text)
+    x, y, part, files, names = load_for_model(model, args, printer, "report")
     result = write_report(args.out, model, x, y, history=model.metadata.get("history"), threshold=args.threshold,
                           class_names=names)
     probs = model.predict(x, batch_size=64)
