@@ -64,3 +64,15 @@ def test_cuda_without_gpu_is_a_clear_error_not_a_fallback():
         assert out.stdout.startswith("OK cuda")
     else:
         assert out.stdout.startswith("ERR") and "NUMBA_ENABLE_CUDASIM" in out.stdout
+
+
+def test_every_package_folder_is_listed_for_installation():
+    # pyproject lists packages explicitly; an editable install finds a forgotten sub-package
+    # anyway, a wheel would not ship it.
+    import pathlib
+
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
+    root = pathlib.Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "tinycnn").rglob("__init__.py")}
+    assert found | {"tinycnn.kernels"} == listed

@@ -137,6 +137,16 @@ def test_undefined_rates_are_the_nan_of_tinycnn_metrics_and_read_n_a(binary_mode
     assert "<td>n/a</td>" in markup
 
 
+def test_a_tiny_test_set_gets_no_collapsed_ci_but_the_reason(binary_model, tmp_path):
+    model, x, y = binary_model
+    idx = np.r_[np.flatnonzero(y == 0)[:3], np.flatnonzero(y == 1)[:1]]  # 3 normal, 1 nodule
+    res = write_report(tmp_path / "r.html", model, x[idx], y[idx], n_examples=1)
+    _, _, markup = _parse(tmp_path / "r.html")
+    assert res["auc_95ci"] is None and "95% CI 0" not in markup
+    assert "no 95% CI: only 1 case(s) of class nodule; a bootstrap CI needs at least 10 of each class" in markup
+    assert res["examples"]["True positives"] + res["examples"]["False negatives"] == [3]
+
+
 def test_multiclass_report_has_one_vs_rest_roc_and_the_confusion_matrix(tmp_path):
     rng = np.random.default_rng(0)
     m = Sequential([Conv2D(4, 3, activation="relu", input_shape=(12, 12, 1)), GlobalAveragePooling2D(),

@@ -446,8 +446,8 @@ def pointing_game(heatmaps, masks, margin=0):
     return hits / len(heat)
 
 
-# ------------------------------------------------------------------ command line
-_METHODS = ("gradcam", "saliency", "smoothgrad")
+# ------------------------------------------------------------------ by method name
+METHODS = ("gradcam", "saliency", "smoothgrad")
 
 
 def explain_images(model, x, method="gradcam", layer=None):
@@ -455,53 +455,9 @@ def explain_images(model, x, method="gradcam", layer=None):
     if method == "gradcam":
         return grad_cam(model, x, layer=layer)
     if layer is not None:
-        raise ConfigError(f"--layer applies to gradcam only, not {method}")
+        raise ConfigError(f"layer applies to method 'gradcam' only, not {method!r}")
     if method == "saliency":
         return saliency(model, x)
     if method == "smoothgrad":
         return saliency(model, x, smooth=25)
-    raise ConfigError(f"method must be one of {_METHODS}, got {method!r}")
-
-
-def _case_label(prob_row):
-    """'p0.93' for a sigmoid output, 'c2_p0.81' (predicted class and its probability) otherwise."""
-    if len(prob_row) == 1:
-        return f"p{prob_row[0]:.2f}"
-    k = int(np.argmax(prob_row))
-    return f"c{k}_p{prob_row[k]:.2f}"
-
-
-def _cmd_explain(args):
-    from .models import load_model
-    from .pipeline import images_for_model, list_images
-
-    model = load_model(args.model, compile=False)
-    x, kept, skipped = images_for_model(model, list_images(args.path))
-    maps = explain_images(model, x, args.method, args.layer)
-    probs = model.predict(x, batch_size=64)
-    os.makedirs(args.out, exist_ok=True)
-    # Outputs are named by case number and prediction only: input file names (often
-    # DICOM-derived, holding patient names or IDs) never reach the output folder.
-    for i, (im, hm, pr) in enumerate(zip(x, maps, probs, strict=True)):
-        save_overlay(os.path.join(args.out, f"case_{i + 1:04d}_{_case_label(pr)}.png"), im, hm, args.alpha)
-    shown = min(len(x), 32)  # the grid is an overview; every case has its own file
-    save_grid(os.path.join(args.out, "grid.png"), x[:shown], maps[:shown],
-              titles=[f"{i + 1:04d} {_case_label(p)}" for i, p in enumerate(probs[:shown])],
-              alpha=args.alpha)
-    print(f"{args.method}: {len(x)} case(s) written to {args.out} (case_NNNN_<prediction>.png, numbered in "
-          f"the sorted order of the input files) and grid.png ({shown} case(s))")
-    if skipped:
-        print(f"skipped {len(skipped)} unreadable file(s); `tinycnn predict` lists them")
-    return 0
-
-
-def add_cli(sub):
-    """Register ``tinycnn explain``."""
-    p = sub.add_parser("explain", help="Grad-CAM or saliency overlays of images or a folder")
-    p.add_argument("--model", required=True, help="model file")
-    p.add_argument("path", metavar="IMAGE|FOLDER")
-    p.add_argument("--out", required=True, help="folder for the overlay PNGs")
-    p.add_argument("--method", choices=_METHODS, default="gradcam")
-    p.add_argument("--layer", default=None, help="layer name for gradcam (default: the last Conv2D)")
-    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in [0, 1]")
-    p.set_defaults(func=_cmd_explain)
+    raise ConfigError(f"method must be one of {METHODS}, got {method!r}")

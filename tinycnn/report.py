@@ -22,7 +22,7 @@ import io
 import numpy as np
 
 from . import explain, metrics
-from .errors import ConfigError, DataError, InvalidValueError, ShapeError, TinyCNNError
+from .errors import ConfigError, InvalidValueError, ShapeError, TinyCNNError
 
 
 class PlotDependencyError(TinyCNNError, ImportError):
@@ -174,14 +174,15 @@ def _confusion_table(cm, names):
 
 
 # ------------------------------------------------------------------ Grad-CAM examples
-def _examples(model, x, groups, caption):
+def _examples(model, x, groups, caption, shown):
     """HTML of Grad-CAM figures: for each (title, order, indices, class_index) a row of cases.
 
     Each picture is the image beside its overlay; cases are numbered by their position in
-    the test set, nothing else names them.
+    the test set, nothing else names them. ``shown[title]`` receives the indices shown.
     """
     out = []
     for title, order, idx, cls in groups:
+        shown[title] = [int(i) for i in idx]
         out.append(f"<h3>{html.escape(title)}: {len(idx)} shown, {order}</h3>")
         if len(idx) == 0:
             out.append('<p class="note">none in this test set</p>')
@@ -232,8 +233,9 @@ def write_report(path, model, x_test, y_test, history=None, threshold=0.5, n_exa
     Returns
     -------
     dict
-        The numbers shown: ``n``, ``auc``, ``auc_95ci``, ``confusion_matrix`` and, for binary
-        models, ``rates`` and ``threshold_for_95_sensitivity``. Every number comes from
+        The numbers shown: ``n``, ``auc``, ``auc_95ci`` (None for fewer than 10 cases of a class),
+        ``confusion_matrix``, ``examples`` ({group title: test-set indices of the Grad-CAM cases
+        shown}) and, for binary models, ``rates`` and ``threshold_for_95_sensitivity``. Every number comes from
         :mod:`tinycnn.metrics`; an undefined rate (0/0) is NaN, shown as "n/a".
     """
     _matplotlib()  # fail before any work when matplotlib is missing
@@ -258,7 +260,8 @@ def write_report(path, model, x_test, y_test, history=None, threshold=0.5, n_exa
             "<h2>Confusion matrix</h2>", _confusion_section(y, score, names, binary, threshold, result),
             "<h2>Diagnostic performance</h2>", _performance_section(y, score, names, binary, threshold, result),
             "<h2>Grad-CAM examples</h2>", _GRAD_CAM_NOTE,
-            _examples_section(model, x_test, y, probs, binary, threshold, n_examples, names)]
+            _examples_section(model, x_test, y, probs, binary, threshold, n_examples, names,
+                              result.setdefault("examples", {}))]
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(_page(title, body))
     return result
@@ -345,17 +348,22 @@ def _roc_section(y, score, names, binary, threshold, result):
     if binary:
         if not 0 < y.sum() < len(y):
             return '<p class="note">The test set holds a single class: the ROC curve and AUC are undefined.</p>'
-        auc, lo, hi = metrics.bootstrap_auc_ci(y, score, n_bootstraps=1000, seed=0)
-        result.update(auc=auc, auc_95ci=[lo, hi])
+        from .pipeline import auc_with_ci  # the CI only where the test set is large enough for one
+
+        summary = auc_with_ci(y, score, n_bootstraps=1000, seed=0, class_names=names)
+        auc, ci = summary["auc"], summary["auc_95ci"]
+        result.update(auc=auc, auc_95ci=ci)
         fpr, tpr, _ = metrics.roc_curve(y, score)
         r = _rates(y, score, threshold)
         t95 = metrics.threshold_for_sensitivity(y, score, 0.95)
         r95 = _rates(y, score, t95)
-        uri = _roc_plot([(fpr, tpr, f"AUC {auc:.3f} (95% CI {lo:.3f}–{hi:.3f})")],
+        ci_text = f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if ci else ""
+        uri = _roc_plot([(fpr, tpr, f"AUC {auc:.3f}{ci_text}")],
                         [(1 - r["specificity"], r["sensitivity"], f"threshold {threshold:g}"),
                          (1 - r95["specificity"], r95["sensitivity"], f"threshold {t95:.3f} (95% sens.)")])
-        return (_img(uri, "ROC curve") + f'<p class="note">AUC <b>{auc:.3f}</b>, 95% CI {lo:.3f}–{hi:.3f} '
-                "(percentile bootstrap, 1000 resamples of the test cases).</p>")
+        note = (f"95% CI {ci[0]:.3f}–{ci[1]:.3f} (percentile bootstrap, 1000 resamples of the test cases)" if ci
+                else html.escape(summary["auc_note"]))
+        return _img(uri, "ROC curve") + f'<p class="note">AUC <b>{auc:.3f}</b>, {note}.</p>'
     curves, rows = [], []
     for k, name in enumerate(names):
         pos = y == k
@@ -376,7 +384,7 @@ def _roc_section(y, score, names, binary, threshold, result):
     return plot + note + _table(["class (one vs rest)", "AUC"], rows)
 
 
-def _examples_section(model, x, y, probs, binary, threshold, n, names):
+def _examples_section(model, x, y, probs, binary, threshold, n, names, shown):
     if n == 0:
         return '<p class="note">no examples requested</p>'
     try:
@@ -386,7 +394,7 @@ def _examples_section(model, x, y, probs, binary, threshold, n, names):
             groups = [("True positives", "most confident first", _top(called & (y == 1), -p, n), 1),
                       ("False positives", "most confident first", _top(called & (y == 0), -p, n), 1),
                       ("False negatives", "most missed first", _top(~called & (y == 1), p, n), 1)]
-            return _examples(model, x, groups, lambda i: f"p({names[1]}) = {p[i]:.3f}")
+            return _examples(model, x, groups, lambda i: f"p({names[1]}) = {p[i]:.3f}", shown)
         pred = probs.argmax(axis=1)
         conf = probs.max(axis=1)
         right = _top(pred == y, -conf, n)
@@ -394,38 +402,7 @@ def _examples_section(model, x, y, probs, binary, threshold, n, names):
         groups = [("Correct", "most confident first", right, pred[right]),
                   ("Misclassified", "most confident first", wrong, pred[wrong])]
         return _examples(model, x, groups,
-                         lambda i: f"true {names[y[i]]}, predicted {names[pred[i]]} ({conf[i]:.3f})")
+                         lambda i: f"true {names[y[i]]}, predicted {names[pred[i]]} ({conf[i]:.3f})", shown)
     except ConfigError as e:  # e.g. a model without a convolutional layer
         return f'<p class="note">No Grad-CAM: {html.escape(str(e))}</p>'
 
-
-# ------------------------------------------------------------------ command line
-def _cmd_report(args):
-    from . import data
-    from .models import load_model
-
-    model = load_model(args.model, compile=False)
-    size = tuple(model.metadata.get("image_size", model.input_shape[:2]))
-    color = "rgb" if model.input_shape[-1] == 3 else "grayscale"
-    splits = data.load_dataset(args.data, image_size=size, color=color)
-    part, which = (splits.test, "test") if splits.test is not None else (splits.val, "validation")
-    if part is None:
-        raise DataError(f"{args.data} has no test or validation part to report on")
-    x, y = part
-    if tuple(x.shape[1:]) != tuple(model.input_shape):
-        raise ShapeError(f"images of shape {tuple(x.shape[1:])} do not fit the model's input {model.input_shape}")
-    result = write_report(args.out, model, x, y, history=model.metadata.get("history"), threshold=args.threshold,
-                          class_names=model.metadata.get("class_names") or splits.class_names)
-    auc = f", AUC {result['auc']:.3f}" if "auc" in result else ""
-    print(f"report on the {which} part ({result['n']} cases{auc}) written to {args.out}")
-    return 0
-
-
-def add_cli(sub):
-    """Register ``tinycnn report``."""
-    p = sub.add_parser("report", help="a self-contained HTML report of a model on labelled data")
-    p.add_argument("--model", required=True, help="model file")
-    p.add_argument("--data", required=True, help=".npz file or image/DICOM class folders (test part, else val)")
-    p.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability cut-off for binary models")
-    p.set_defaults(func=_cmd_report)
