@@ -25,13 +25,11 @@ Weights are (KH, KW, C, F), so ``w.reshape(KH*KW*C, F)`` is the GEMM matrix, wit
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from ..errors import ConfigError, ShapeError
 from . import _cpu_memory as mem
+from . import checks
 from ._cpu_act import CODES, FAST, act_grad, act_value
-from ._cpu_checks import activation_code, bias, float_array, pair_of_ints, same_shape
-from .shapes import conv_geometry
+from ._cpu_checks import bias, float_array
 
-ELEMENTWISE = ("linear", "relu", "sigmoid", "tanh")
 #: largest KH*KW*C computed by the direct loop instead of im2col + GEMM
 DIRECT_MAX_K = 32
 #: rows of output per block in the partial sums of the bias/weight gradients: partial sums are
@@ -292,22 +290,13 @@ def bias_act(z2d, b, act):
 # --------------------------------------------------------------------------- launchers
 def conv2d_forward(x, w, b, stride, padding, activation="linear"):
     """Convolution + bias + activation, NHWC; see the module docstring for the two paths."""
-    x = float_array(x, "x", 4)
-    dt = x.dtype
-    w = float_array(w, "w", 4, dt)
+    dt, ((sh, sw), pads, OH, OW), activation = checks.conv2d(x, w, b, stride, padding, activation)
+    x, w = float_array(x, "x", 4, dt), float_array(w, "w", 4, dt)
     N, H, W, C = x.shape
-    KH, KW, Cw, F = w.shape
-    if Cw != C:
-        raise ShapeError(f"w has {Cw} input channels but x has {C} (x {x.shape}, w {w.shape})")
-    sh, sw = pair_of_ints(stride, "stride")
-    if padding not in ("valid", "same"):
-        raise ConfigError(f"padding must be 'valid' or 'same', got {padding!r}")
-    OH, OW, pads = conv_geometry(H, W, KH, KW, (sh, sw), padding)
-    if OH < 1 or OW < 1:
-        raise ShapeError(f"input {H}x{W} is smaller than the kernel {KH}x{KW} ({padding!r})")
+    KH, KW, _, F = w.shape
     pt, _, pl, _ = pads
     bb = bias(b, F, dt)
-    act = activation_code(activation, ELEMENTWISE, CODES)
+    act = CODES[activation]
     K = KH * KW * C
     w2 = w.reshape(K, F)
     y = mem.take((N, OH, OW, F), dt)
@@ -332,8 +321,8 @@ def conv2d_backward(dy, ctx, need_dx=True):
     """``(dx, dw, db)`` of :func:`conv2d_forward`; ``dz = dy * act'(y)`` is applied first."""
     x, w, has_bias, y, (sh, sw), (pt, _, pl, _), act = ctx
     dt = y.dtype
+    checks.grad(dy, y.shape)
     dy = float_array(dy, "dy", 4, dt)
-    same_shape(dy, y.shape, "dy")
     N, H, W, C = x.shape
     KH, KW, _, F = w.shape
     _, OH, OW, _ = y.shape

@@ -37,11 +37,10 @@ pools default to one thread per core.
 
 import numpy as np
 
-from ..errors import ShapeError
-from . import _cpu_threads
+from . import _cpu_threads, checks
 from ._cpu_act import CODES
-from ._cpu_checks import activation_code, bias, float_array, same_shape
-from ._cpu_conv import ELEMENTWISE, act_and_bias_grad, bias_act, conv2d_backward, conv2d_forward
+from ._cpu_checks import bias, float_array
+from ._cpu_conv import act_and_bias_grad, bias_act, conv2d_backward, conv2d_forward
 from ._cpu_elementwise import (
     activation_backward,
     activation_forward,
@@ -84,15 +83,11 @@ def to_numpy(a):
 
 def dense_forward(x, w, b, activation="linear"):
     """``y = act(x @ w + b)``: one BLAS GEMM into a pooled buffer, then one fused pass."""
-    x = float_array(x, "x", 2)
-    dt = x.dtype
-    w = float_array(w, "w", 2, dt)
-    N, D = x.shape
-    if w.shape[0] != D:
-        raise ShapeError(f"w has shape {w.shape} but x has {D} features (x {x.shape})")
-    U = w.shape[1]
+    dt, activation = checks.dense(x, w, b, activation)
+    x, w = float_array(x, "x", 2, dt), float_array(w, "w", 2, dt)
+    N, U = x.shape[0], w.shape[1]
     bb = bias(b, U, dt)
-    act = activation_code(activation, ELEMENTWISE, CODES)
+    act = CODES[activation]
     y = take((N, U), dt)
     np.matmul(x, w, out=y)
     bias_act(y, bb, act)
@@ -104,8 +99,8 @@ def dense_backward(dy, ctx, need_dx=True):
     ``dx = dz @ w.T`` by BLAS."""
     x, w, has_bias, y, act = ctx
     dt = y.dtype
+    checks.grad(dy, y.shape)
     dy = float_array(dy, "dy", 2, dt)
-    same_shape(dy, y.shape, "dy")
     dz = workspace("dense_dz", y.shape, dt)
     part = act_and_bias_grad(dy, y, act, dz)
     dw = take(w.shape, dt)

@@ -169,6 +169,53 @@ def test_load_dataset_detects_dicom_and_scales(dicom_folder):
     assert np.isclose(all_x[:, 0, 0, 0], 1.0).sum() == 1  # only the 400 HU frame saturates
 
 
+def make_palette_dicom(path, indices, lut):
+    """Write an 8-bit PALETTE COLOR DICOM (as ultrasound machines do): ``indices`` (H, W) uint8
+    index the colour tables ``lut`` (256, 3) uint16."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"  # Ultrasound Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "US"
+    ds.Rows, ds.Columns = indices.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "PALETTE COLOR"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    for k, colour in enumerate(("Red", "Green", "Blue")):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        ds.add_new(0x00281201 + k, "OW", lut[:, k].astype("<u2").tobytes())  # the colour's LUT data
+    ds.PixelData = indices.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _palette():
+    ramp = np.arange(256, dtype=np.uint16) * 257  # 16-bit tables
+    return np.stack([ramp, ramp[::-1], np.full(256, 1000, np.uint16)], axis=1)
+
+
+def test_palette_colour_dicom_is_mapped_through_its_colour_tables(tmp_path):
+    indices = np.array([[0, 10, 255], [128, 3, 77]], np.uint8)
+    lut = _palette()
+    out = read_dicom(make_palette_dicom(tmp_path / "us.dcm", indices, lut))
+    assert out.shape == (2, 3, 3)
+    np.testing.assert_array_equal(out, lut[indices].astype(np.float32))
+
+
+def test_a_folder_of_palette_colour_dicoms_loads(tmp_path):
+    rng = np.random.default_rng(3)
+    for cls in ("benign", "malignant"):
+        for i in range(4):
+            make_palette_dicom(tmp_path / "us" / cls / f"{i}.dcm", rng.integers(0, 256, (6, 6), dtype=np.uint8),
+                               _palette())
+    data = load_dataset(tmp_path / "us", color="rgb", val_fraction=0.25, test_fraction=0.25)
+    assert data.class_names == ["benign", "malignant"] and data.train[0].shape[1:] == (6, 6, 3)
+    assert not data.skipped
+
+
 @pytest.mark.parametrize("kw", [{}, {"window": "mediastinum", "image_size": 2, "color": "rgb"}])
 def test_lazy_dicom_folder_equals_the_loaded_one(dicom_folder, kw):
     from tinycnn.data.dicom_lazy import DicomFolderDataset

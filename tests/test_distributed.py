@@ -16,7 +16,6 @@ import pytest
 import tinycnn
 from tinycnn import data
 from tinycnn.distributed import DistributedError, launch
-from tinycnn.distributed.batchnorm import combine_moments
 from tinycnn.distributed.sharding import bounds
 
 HERE = Path(__file__).resolve().parent
@@ -103,21 +102,6 @@ def test_bounds_cover_every_row_once_in_order():
             assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
             sizes = [hi - lo for lo, hi in parts]
             assert max(sizes) - min(sizes) <= 1
-
-
-def test_moments_of_parts_combine_to_the_moments_of_the_whole():
-    rng = np.random.default_rng(3)
-    x = rng.normal(1e3, 2.0, (50, 3))  # a large mean: sum-of-squares would cancel here
-    for cuts in ([0, 50], [0, 17, 17, 50], [0, 1, 2, 30, 50]):
-        rows = []
-        for lo, hi in zip(cuts, cuts[1:], strict=False):
-            part = x[lo:hi]
-            mean = part.mean(axis=0) if hi > lo else np.zeros(3)
-            rows.append(np.concatenate([[hi - lo], mean, ((part - mean) ** 2).sum(axis=0)]))
-        n, mean, m2 = combine_moments(np.array(rows))
-        assert n == 50
-        np.testing.assert_allclose(mean, x.mean(axis=0), rtol=1e-14)
-        np.testing.assert_allclose(m2 / n, x.var(axis=0), rtol=1e-10)
 
 
 def test_augmenter_rows_reassemble_the_whole_batch():
@@ -266,7 +250,7 @@ def test_cli_train_predict_evaluate_under_mpiexec(tmp_path):
     rows = (tmp_path / "two.csv").read_text().splitlines()[1:]
     assert [r.split(",")[0] for r in rows] == [str(new / f"{i}.png") for i in range(7)]  # input order, once
     assert two.stdout.count("skipped") == 1 and "3b.png" in two.stdout
-    assert two.stdout == one.stdout
+    assert two.stdout.replace("two.csv", "one.csv") == one.stdout
 
     refused = _run([tc, "gradcheck"], ranks=2)  # a one-process command: refused, not run twice
     assert refused.returncode == 2 and "tinycnn gradcheck runs in one process" in refused.stderr

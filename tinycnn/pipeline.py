@@ -1,6 +1,6 @@
 """The diagnosis pipeline: data in, a trained and evaluated diagnosis model out.
 
-Used by the ``tinycnn demo | train | evaluate | predict`` commands and usable from Python:
+Used by the ``tinycnn`` commands (:mod:`tinycnn.commands`) and usable from Python:
 
 >>> from tinycnn import pipeline, data
 >>> splits = data.load_dataset("pneumoniamnist.npz")
@@ -14,11 +14,9 @@ import time
 import numpy as np
 
 from . import distributed
-from .errors import ConfigError, DataError, ShapeError
+from .errors import ConfigError, DataError
 from .layers import BatchNormalization, Conv2D, Dense, Dropout, GlobalAveragePooling2D, MaxPooling2D
-from .models import Sequential, load_model
-
-DEMO_OUT = "tinycnn-demo.tcnn"
+from .models import Sequential
 
 
 # ------------------------------------------------------------------ the model
@@ -112,15 +110,19 @@ def train(splits, epochs=10, batch_size=32, learning_rate=1e-3, class_weight=Non
     model.metadata["train_seconds"] = round(time.perf_counter() - t0, 1)
     model.metadata["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     part = splits.test if splits.test is not None else splits.val
-    report = evaluate(model, *part, task=splits.task) if part is not None else None
+    report = evaluate(model, *part, task=splits.task, class_names=splits.class_names) if part is not None else None
     if out and distributed.is_root():  # i14: one writer under MPI
         model.save(out)
     return model, history, report
 
 
-def evaluate(model, x, y, task=None, threshold=0.5):
-    """Clinical metrics of ``model`` on (x, y): a dict from :func:`tinycnn.metrics.classification_report`
-    plus ``n`` and the threshold reaching 95% sensitivity (binary)."""
+def evaluate(model, x, y, task=None, threshold=0.5, class_names=None):
+    """Clinical metrics of ``model`` on (x, y).
+
+    A dict from :func:`tinycnn.metrics.classification_report` plus ``n``, ``class_counts`` and,
+    for binary tasks, ``auc_95ci`` and ``auc_note`` from :func:`auc_with_ci` and the threshold
+    reaching 95% sensitivity (when there is a positive case).
+    """
     from . import metrics
 
     task = task or model.metadata.get("task", "binary")
@@ -133,40 +135,96 @@ def evaluate(model, x, y, task=None, threshold=0.5):
                 "accuracy": float(((p >= threshold) == (y > 0.5)).mean())}
     score = p[:, 0] if task == "binary" else p
     rep = metrics.classification_report(y, score, threshold=threshold)
-    rep = {"task": task, "n": int(len(y)), **rep}
-    if task == "binary" and 0 < y.sum() < len(y):
-        rep["auc_95ci"] = list(metrics.bootstrap_auc_ci(y, score, n_bootstraps=500, seed=0)[1:])
-        rep["threshold_for_95_sensitivity"] = float(metrics.threshold_for_sensitivity(y, score, 0.95))
+    k = 2 if task == "binary" else score.shape[1]
+    rep = {"task": task, "n": int(len(y)), "class_counts": np.bincount(y.reshape(-1), minlength=k).tolist(), **rep}
+    if task == "binary":
+        rep.update(auc_with_ci(y, score, class_names=class_names))
+        if y.sum() > 0:
+            rep["threshold_for_95_sensitivity"] = float(metrics.threshold_for_sensitivity(y, score, 0.95))
     return rep
 
 
+MIN_CASES_FOR_CI = 10  # of each class, for a bootstrap CI of the AUC
+
+
+def auc_with_ci(y, score, n_bootstraps=500, seed=0, class_names=None):
+    """ROC-AUC of binary scores and its percentile-bootstrap 95% CI, where they mean something.
+
+    The AUC is undefined without a case of each class. The CI is left out with fewer than
+    ``MIN_CASES_FOR_CI`` cases of a class: the resamples then repeat the same few cases and
+    the interval collapses (to 0.000-0.000 for one badly ranked positive) instead of
+    showing how uncertain the AUC is.
+
+    Parameters
+    ----------
+    y : array (N,) of 0/1
+    score : array (N,)
+    class_names : (str, str), optional
+        For the note; default ('negative', 'positive').
+
+    Returns
+    -------
+    dict
+        ``auc`` (NaN when undefined), ``auc_95ci`` ([low, high] or None) and ``auc_note``
+        (why either is missing, else None).
+    """
+    from . import metrics
+
+    y = np.asarray(y).reshape(-1)
+    names = [str(c) for c in (class_names or ("negative", "positive"))]
+    counts = [int((y == 0).sum()), int((y == 1).sum())]
+    if min(counts) == 0:
+        missing = names[counts.index(0)]
+        return {"auc": float("nan"), "auc_95ci": None,
+                "auc_note": f"undefined: no case of class {missing} in this set (the AUC needs both classes)"}
+    if min(counts) < MIN_CASES_FOR_CI:
+        few = min(range(2), key=lambda c: counts[c])
+        return {"auc": metrics.roc_auc(y, score), "auc_95ci": None,
+                "auc_note": f"no 95% CI: only {counts[few]} case(s) of class {names[few]}; a bootstrap CI needs "
+                            f"at least {MIN_CASES_FOR_CI} of each class"}
+    auc, lo, hi = metrics.bootstrap_auc_ci(y, score, n_bootstraps=n_bootstraps, seed=seed)
+    return {"auc": auc, "auc_95ci": [lo, hi], "auc_note": None}
+
+
+def _num(v):
+    """A number for the report text: ``n/a`` where it is undefined (NaN or missing)."""
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+
 def format_report(rep, class_names=None):
-    """A short, clinician-readable text of :func:`evaluate`'s dict."""
+    """A short, clinician-readable text of :func:`evaluate`'s dict; undefined numbers read ``n/a``."""
     if rep is None:
         return "no evaluation data"
-    lines = [f"cases: {rep['n']}"]
-
-    def f(k, label):
-        if k in rep and np.isscalar(rep[k]):
-            lines.append(f"{label:<28}{rep[k]:.3f}")
-
-    f("auc", "ROC-AUC")
-    if "auc_95ci" in rep:
-        lines[-1] += f"   (95% CI {rep['auc_95ci'][0]:.3f}-{rep['auc_95ci'][1]:.3f})"
+    cm = rep.get("confusion_matrix")
+    names = [str(c) for c in (class_names or range(len(cm) if cm is not None else 2))]
+    counts = rep.get("class_counts")
+    head = f"cases: {rep['n']}"
+    if counts is not None and len(counts) == len(names):
+        head += " (" + ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True)) + ")"
+    lines = [head]
+    if rep.get("task") == "binary":
+        lines.append(f"positive class: {names[1]}; a case is called {names[1]} when p({names[1]}) >= "
+                     f"{rep.get('threshold', 0.5):g}")
+    if "auc" in rep and np.isscalar(rep["auc"]):
+        line = f"{'ROC-AUC':<28}{_num(rep['auc'])}"
+        if rep.get("auc_95ci"):
+            line += f"   (95% CI {rep['auc_95ci'][0]:.3f}-{rep['auc_95ci'][1]:.3f})"
+        if rep.get("auc_note"):
+            line += f"   ({rep['auc_note']})"
+        lines.append(line)
     for k, label in [("accuracy", "accuracy"), ("sensitivity", "sensitivity (recall)"),
                      ("specificity", "specificity"), ("precision", "precision (PPV)"), ("f1", "F1")]:
-        f(k, label)
+        if k in rep and np.isscalar(rep[k]):
+            lines.append(f"{label:<28}{_num(rep[k])}")
     if "threshold_for_95_sensitivity" in rep:
         lines.append(f"{'threshold for 95% sens.':<28}{rep['threshold_for_95_sensitivity']:.3f}")
-    cm = rep.get("confusion_matrix")
     if cm is not None:
         cm = np.asarray(cm)
-        names = class_names or [str(i) for i in range(len(cm))]
-        w = max(8, *(len(str(n)) + 2 for n in names))
+        w = max(8, *(len(n) + 2 for n in names))
         lines.append("confusion matrix (rows: true, columns: predicted)")
-        lines.append(" " * w + "".join(f"{str(n):>{w}}" for n in names))
+        lines.append(" " * w + "".join(f"{n:>{w}}" for n in names))
         for n, row in zip(names, cm, strict=True):
-            lines.append(f"{str(n):>{w}}" + "".join(f"{v:>{w}}" for v in row))
+            lines.append(f"{n:>{w}}" + "".join(f"{v:>{w}}" for v in row))
     return "\n".join(lines)
 
 
@@ -196,128 +254,16 @@ def list_images(path):
     return out
 
 
-# ------------------------------------------------------------------ command line
-def _cmd_demo(args):
+# ------------------------------------------------------------------ the demo's data
+DEMO_CLASSES = ["normal", "nodule"]
+
+
+def demo_splits(n=2400, image_size=64, seed=0):
+    """The demo's data: ``n`` synthetic chest radiographs, half with nodules, cut 70/15/15 by class."""
     from . import data
 
-    t0 = time.perf_counter()
-    print(f"tinycnn demo: synthetic chest radiographs, {args.n} cases at {args.image_size}x{args.image_size} "
-          "(nodule = positive); nothing is downloaded")
-    ds = data.synthetic_chest_xrays(n=args.n, image_size=args.image_size, positive_fraction=0.5, seed=args.seed)
-    tr, va, te = data.stratified_split(ds.y, (0.7, 0.15, 0.15), seed=args.seed)
-    splits = data.DataSplits(train=(ds.x[tr], ds.y[tr]), val=(ds.x[va], ds.y[va]), test=(ds.x[te], ds.y[te]),
-                             class_names=["normal", "nodule"], task="binary", num_classes=2,
-                             source="synthetic_chest_xrays")
-    model, hist, rep = train(splits, epochs=args.epochs, batch_size=32, out=args.out,
-                             verbose=1 if args.verbose else 2, seed=args.seed,
-                             augment=data.Augmenter(horizontal_flip=False, rotation=5, shift=0.03,
-                                                          brightness=0.05, contrast=0.05))
-    print("\ntest set:")
-    print(format_report(rep, splits.class_names))
-    print(f"\nmodel written to {args.out}  ({time.perf_counter() - t0:.0f} s in all)")
-    return 0
-
-
-def _cmd_train(args):
-    from . import data
-
-    splits = data.load_dataset(args.data, image_size=args.image_size, seed=args.seed,
-                               lazy=distributed.active())  # i14: each MPI rank reads only its samples
-    print(splits)
-    aug = data.Augmenter(horizontal_flip=False) if args.augment else None  # left and right are anatomy
-    model, hist, rep = train(splits, epochs=args.epochs, batch_size=args.batch_size,
-                             learning_rate=args.learning_rate, class_weight=args.class_weight, augment=aug,
-                             out=args.out, verbose=1, seed=args.seed, checkpoint=args.checkpoint,
-                             resume=args.checkpoint if args.resume else None, patience=args.patience)
-    print("\ntest set:" if splits.test is not None else "\nvalidation set:")
-    print(format_report(rep, splits.class_names))
-    if args.out:
-        print(f"\nmodel written to {args.out}")
-    return 0
-
-
-def _cmd_evaluate(args):
-    from . import data
-
-    model = load_model(args.model)
-    size = tuple(model.metadata.get("image_size", model.input_shape[:2]))
-    color = "rgb" if model.input_shape[-1] == 3 else "grayscale"
-    splits = data.load_dataset(args.data, image_size=size, color=color,
-                               lazy=distributed.active())  # i14: each MPI rank reads only its samples
-    part = splits.test or splits.val or splits.train
-    x, y = part
-    if tuple(x.shape[1:]) != tuple(model.input_shape):
-        raise ShapeError(f"images of shape {tuple(x.shape[1:])} do not fit the model's input {model.input_shape}")
-    names = model.metadata.get("class_names") or splits.class_names
-    k_model = 2 if model.output_shape[-1] == 1 else model.output_shape[-1]
-    if splits.num_classes != k_model:
-        raise ShapeError(f"{args.data} has {splits.num_classes} classes {splits.class_names}, but the model "
-                         f"predicts {k_model} ({', '.join(map(str, names))})")
-    rep = evaluate(model, x, y, threshold=args.threshold)
-    print(format_report(rep, names))
-    return 0
-
-
-def _cmd_predict(args):
-    import csv
-
-    model = load_model(args.model)
-    files = list_images(args.path)
-    kept, p, skipped = distributed.predict_files(model, files, images_for_model)  # i14: files split over ranks
-    for f, why in skipped:
-        print(f"skipped {f}: {why}")
-    names = model.metadata.get("class_names") or [str(i) for i in range(max(p.shape[1], 2))]
-    rows = []
-    for f, pr in zip(kept, p, strict=True):
-        if p.shape[1] == 1:
-            label = names[1] if pr[0] >= args.threshold else names[0]
-            rows.append((f, f"{pr[0]:.4f}", label))
-        else:
-            rows.append((f, " ".join(f"{v:.4f}" for v in pr), names[int(pr.argmax())]))
-    for r in rows:
-        print("\t".join(r))
-    if args.csv and distributed.is_root():  # i14: one writer under MPI
-        with open(args.csv, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["file", "probability", "prediction"])
-            w.writerows(rows)
-    return 0
-
-
-def add_cli(sub):
-    p = sub.add_parser("demo", help="train a small diagnosis model on built-in synthetic chest X-rays")
-    p.add_argument("--out", default=DEMO_OUT, help=f"model file to write (default {DEMO_OUT})")
-    p.add_argument("--n", type=int, default=2400, help="number of synthetic cases")
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--verbose", action="store_true", help="progress bar per epoch")
-    p.set_defaults(func=_cmd_demo)
-
-    p = sub.add_parser("train", help="train on a .npz file, an image folder or a DICOM folder")
-    p.add_argument("--data", required=True, help="MedMNIST-style .npz, or a folder with one sub-folder per class")
-    p.add_argument("--image-size", type=int, default=None, help="resize images to N x N")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--class-weight", choices=["balanced"], default=None)
-    p.add_argument("--augment", action="store_true", help="random flips, rotations, shifts, brightness")
-    p.add_argument("--patience", type=int, default=None, help="early stopping on the validation loss")
-    p.add_argument("--checkpoint", default=None, help="write a checkpoint here after every epoch")
-    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="model file to write")
-    p.set_defaults(func=_cmd_train)
-
-    p = sub.add_parser("evaluate", help="clinical metrics of a model file on labelled data")
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.set_defaults(func=_cmd_evaluate)
-
-    p = sub.add_parser("predict", help="predict images or a folder of images")
-    p.add_argument("--model", required=True)
-    p.add_argument("path", metavar="IMAGE|FOLDER")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--csv", default=None, help="also write the predictions to this CSV file")
-    p.set_defaults(func=_cmd_predict)
+    ds = data.synthetic_chest_xrays(n=n, image_size=image_size, positive_fraction=0.5, seed=seed)
+    tr, va, te = data.stratified_split(ds.y, (0.7, 0.15, 0.15), seed=seed)
+    return data.DataSplits(train=(ds.x[tr], ds.y[tr]), val=(ds.x[va], ds.y[va]), test=(ds.x[te], ds.y[te]),
+                           class_names=list(DEMO_CLASSES), task="binary", num_classes=2,
+                           source="synthetic_chest_xrays")

@@ -31,6 +31,9 @@ class DataSplits:
         ``(file, reason)`` for each file left out by ``skip_bad=True``.
     source : str
         The file or folder the data came from.
+    files : dict of str to list of str
+        For folders: the file of each case of each part (``files['test'][i]`` is the file of
+        ``test[0][i]``; ``path#frame`` for a frame of a multi-frame DICOM); empty for ``.npz``.
     """
 
     train: tuple | None
@@ -41,6 +44,7 @@ class DataSplits:
     num_classes: int
     skipped: list = field(default_factory=list)
     source: str = ""
+    files: dict = field(default_factory=dict)
 
     @property
     def input_shape(self):

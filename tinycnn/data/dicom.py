@@ -5,7 +5,8 @@ Pixel values come out in modality units: the Modality LUT or ``RescaleSlope`` /
 ``RescaleIntercept`` is applied (so CT is in Hounsfield units), including the per-frame
 rescale of enhanced multi-frame files. MONOCHROME1 images (where low values display white)
 are inverted within their stored bit range, so that high always means dense as in
-MONOCHROME2. Compressed transfer syntaxes need pydicom's optional decoders (pylibjpeg, GDCM);
+MONOCHROME2. PALETTE COLOR images (common in ultrasound) are mapped through their colour
+tables to RGB. Compressed transfer syntaxes need pydicom's optional decoders (pylibjpeg, GDCM);
 without them the file is reported as unreadable.
 """
 
@@ -30,6 +31,14 @@ def _pydicom():
     except ImportError as e:
         raise ImportError("reading DICOM files needs pydicom: pip install 'tinycnn[dicom]'") from e
     return pydicom
+
+
+def _apply_color_lut():
+    try:
+        from pydicom.pixels import apply_color_lut
+    except ImportError:  # pydicom 2.x
+        from pydicom.pixel_data_handlers.util import apply_color_lut
+    return apply_color_lut
 
 
 def _rescale(ds, n_frames):
@@ -72,10 +81,10 @@ def _read_frames(path):
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise DataError(f"{path}: DICOM file holds no pixel data")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
-    if photometric == "PALETTE COLOR":
-        raise DataError(f"{path}: PALETTE COLOR DICOM images are not supported")
     try:
         arr = ds.pixel_array
+        if photometric == "PALETTE COLOR":  # stored values index the file's colour tables
+            arr = _apply_color_lut()(arr, ds)
     except _PIXEL_ERRORS as e:
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         hint = ""
@@ -83,7 +92,7 @@ def _read_frames(path):
             hint = f"; {syntax.name} data may need pydicom's decoders (pip install pylibjpeg pylibjpeg-libjpeg)"
         raise DataError(f"{path}: cannot decode the pixel data ({type(e).__name__}: {e}){hint}") from e
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    color = int(ds.get("SamplesPerPixel", 1)) > 1
+    color = int(ds.get("SamplesPerPixel", 1)) > 1 or photometric == "PALETTE COLOR"
     frames = arr.reshape((n_frames,) + arr.shape[-3 if color else -2 :])
     if color:
         # pydicom has already converted YBR data to RGB; no rescale applies to colour.

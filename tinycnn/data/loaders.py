@@ -101,27 +101,28 @@ def load_dataset(
     color = color or "grayscale"
     if kind == "dicom" and lazy:
         x = DicomFolderDataset(path, image_size, window=window, color=color, skip_bad=skip_bad)
-        y, class_names, skipped = x.labels, x.class_names, x.skipped
+        y, class_names, skipped, files = x.labels, x.class_names, x.skipped, x.files
     elif kind == "dicom":
         data = load_dicom_folder(path, image_size, window=window, color=color, skip_bad=skip_bad)
         x = data.x if window is not None else preprocess.normalize(data.x, "minmax")
-        y, class_names, skipped = data.y, data.class_names, data.skipped
+        y, class_names, skipped, files = data.y, data.class_names, data.skipped, data.files
     elif lazy:
         x = ImageFolderDataset(path, image_size, color, skip_bad=skip_bad)
-        y, class_names, skipped = x.labels, x.class_names, x.skipped
+        y, class_names, skipped, files = x.labels, x.class_names, x.skipped, x.files
     else:
         data = load_image_folder(path, image_size, color, skip_bad=skip_bad)
-        x, y, class_names, skipped = data.x, data.y, data.class_names, data.skipped
+        x, y, class_names, skipped, files = data.x, data.y, data.class_names, data.skipped, data.files
     if len(class_names) < 2:
         raise DataError(f"{path}: found {len(class_names)} class folder(s); a classifier needs at least 2")
     fractions = (1.0 - val_fraction - test_fraction, val_fraction, test_fraction)
-    parts = []
-    for idx in stratified_split(y, fractions, seed):
+    parts, part_files = [], {}
+    for name, idx in zip(("train", "val", "test"), stratified_split(y, fractions, seed), strict=True):
         if len(idx) == 0:
             parts.append(None)
         else:
             part_x = x.subset(idx) if isinstance(x, (ImageFolderDataset, DicomFolderDataset)) else x[idx]
             parts.append((part_x, np.asarray(y[idx])))
+            part_files[name] = [files[i] for i in idx]
     return DataSplits(
         train=parts[0],
         val=parts[1],
@@ -131,4 +132,5 @@ def load_dataset(
         num_classes=len(class_names),
         skipped=list(skipped),
         source=str(path),
+        files=part_files,
     )

@@ -8,7 +8,8 @@ Launch with ``mpiexec -n N tinycnn train|evaluate|predict ...`` or run a script 
   are summed with Allreduce (in buckets, overlapped with the backward pass), so every rank
   applies the big batch's update. Rank 0's initial weights, optimizer and random state are
   broadcast at the start, and every rank draws each epoch's permutation from that one state.
-- Batch normalisation uses the global batch's statistics (:mod:`.batchnorm`).
+- Batch normalisation uses the global batch's statistics (the synchronized batch-norm
+  protocol of :class:`tinycnn.layers.BatchNormalization`, for every batch-norm layer).
 - :class:`tinycnn.data.Augmenter` draws for the whole global batch and each rank applies its
   rows, so augmented training equals one process's too.
 - The epoch's metrics and the validation pass cover every rank's samples; only rank 0 prints
@@ -29,7 +30,7 @@ from . import launch
 from .errors import DistributedError
 
 __all__ = ["DistributedError", "init", "world", "active", "is_root", "predict", "predict_files",
-           "collective_fit", "command", "batchnorm_kernels"]
+           "collective_fit", "command"]
 
 _state = {"world": None, "session": None}
 #: CLI commands that run on every MPI rank together
@@ -88,12 +89,6 @@ def is_root():
     return w is None or w.is_root
 
 
-def batchnorm_kernels():
-    """The batch-norm kernels of the running distributed fit, or None (the backend's)."""
-    s = _state["session"]
-    return s.batchnorm if s is not None else None
-
-
 # ---------------------------------------------------------------------- fit
 def _world_for_fit(distributed):
     if distributed is False:
@@ -135,7 +130,7 @@ def collective_fit(fit):
                 call.arguments["verbose"] = 0
             session = FitSession(w, model, overlap=os.environ.get("TINYCNN_MPI_OVERLAP", "1") != "0",
                                  bucket_bytes=int(float(os.environ.get("TINYCNN_MPI_BUCKET_MB", 25)) * 2**20))
-            model._dist = _state["session"] = session
+            model.distributed_fit = _state["session"] = session
             return fit(*call.args, **call.kwargs)
         except BaseException as e:
             if session is not None and session.is_collective(e) or getattr(e, "tinycnn_collective", False):
@@ -143,7 +138,9 @@ def collective_fit(fit):
                 raise
             w.abort(e, "fit")
         finally:
-            model._dist = _state["session"] = None
+            if session is not None:
+                session.finish()
+            model.distributed_fit = _state["session"] = None
 
     wrapper.__signature__ = signature.replace(parameters=[
         *signature.parameters.values(),
@@ -232,7 +229,7 @@ def predict_files(model, files, read, batch_size=64):
 @contextlib.contextmanager
 def command(requested, name):
     """Run one CLI command: join MPI if launched by mpiexec or ``--distributed`` asked for it;
-    only rank 0 prints to stdout; an error on any rank ends every rank with its message."""
+    only rank 0 prints; an error on any rank ends every rank with its message."""
     if not requested and not launch.launched_in_parallel():
         yield None
         return
@@ -245,9 +242,9 @@ def command(requested, name):
                                f"(the commands that run on several: {', '.join(COMMANDS)})")
         err.tinycnn_collective = True  # every rank refuses alike
         raise err
-    saved = sys.stdout
-    if not w.is_root:
-        sys.stdout = open(_devnull(), "w")  # noqa: SIM115 - closed below
+    saved = sys.stdout, sys.stderr
+    if not w.is_root:  # rank 0 speaks for all; World.abort still reaches the real stderr
+        sys.stdout = sys.stderr = open(_devnull(), "w")  # noqa: SIM115 - closed below
     elif w.size > 1:
         print(f"tinycnn {name}: {w.size} MPI ranks ({w.launcher}), {w.threads} thread(s) each",
               file=sys.stderr, flush=True)
@@ -258,9 +255,9 @@ def command(requested, name):
             raise
         w.abort(e, name)
     finally:
-        if sys.stdout is not saved:
+        if sys.stdout is not saved[0]:
             sys.stdout.close()
-            sys.stdout = saved
+            sys.stdout, sys.stderr = saved
 
 
 def _devnull():

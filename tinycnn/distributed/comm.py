@@ -117,5 +117,5 @@ class World:
         sys.stdout.flush()
         print(f"tinycnn {what}: error on rank {self.rank} of {self.size}: {text}\n"
               f"tinycnn {what}: ending all {self.size} ranks (MPI_Abort, exit status {code})",
-              file=sys.stderr, flush=True)
+              file=sys.__stderr__, flush=True)  # the real stderr: a CLI rank other than 0 has its own silenced
         self.comm.Abort(code)

@@ -43,6 +43,7 @@ class GradientReducer:
 
     def __init__(self, world, layers, overlap=True, bucket_bytes=BUCKET_BYTES):
         self.world, self.layers, self.overlap = world, layers, overlap
+        self.zero = False  # this rank holds no sample of the batch: it contributes zeros
         self.buckets = []
         pending, pending_bytes = [], 0
         dtype = None
@@ -71,6 +72,11 @@ class GradientReducer:
             g = np.ascontiguousarray(self.layers[i].grads[name])
             self.layers[i].grads[name] = g
             buf = g.reshape(-1)
+            if self.zero:
+                buf[:] = 0
+        elif self.zero:
+            buf = bucket.flat
+            buf[:] = 0
         else:
             buf = bucket.flat
             for i, name, shape, off in bucket.entries:

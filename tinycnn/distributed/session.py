@@ -1,12 +1,15 @@
-"""One distributed ``fit``: what the model's training loop asks of MPI, in the order it asks.
+"""One distributed ``fit``: what the training loop asks of MPI, in the order it asks.
 
-``Sequential.fit`` calls these methods at its marked hook points (``# i14`` in
-``tinycnn/models.py``); outside a distributed fit ``model._dist`` is None and none is called.
-Per training step every rank makes the same collectives in the same order: one
-``Allgather`` and one ``Allreduce`` per batch-norm layer, one for the loss, one per gradient
-bucket. A rank with no sample in a batch (a last batch smaller than the number of ranks) runs
-the step on a stand-in sample with loss weight 0, so it still takes part in each collective
-and its generator draws stay in step with the others'.
+``Sequential.fit`` and :class:`tinycnn.training.Fit` call these methods at their marked hook
+points (``# i14``); outside a distributed fit ``model.distributed_fit`` is None and none is called. The
+gradients are summed by a hook in ``model.gradient_hooks`` (called once all gradients are
+ready, before the optimizer step), batch normalisation uses the model-internals protocol of
+synchronized batch norm (``BatchNormalization.allreduce``). Per training step every rank makes
+the same collectives in the same order: one Allreduce for the loss, two per batch-norm layer in
+forward and one in backward, one per gradient bucket. A rank with no sample in a batch (a last
+batch smaller than the number of ranks) runs the step on a stand-in sample with loss weight 0
+and contributes zeros to every sum, so it still takes part in each collective and its generator
+draws (shuffling, dropout, augmentation) stay in step with the others'.
 """
 
 import numpy as np
@@ -14,7 +17,7 @@ import numpy as np
 from .. import backend
 from .. import random as tc_random
 from ..errors import TrainingError
-from .batchnorm import SyncedBatchNorm
+from ..layers import BatchNormalization
 from .errors import DistributedError
 from .reducer import BUCKET_BYTES, GradientReducer
 from .sharding import RowView, bounds
@@ -38,8 +41,10 @@ class FitSession:
         self.bucket_bytes = bucket_bytes
         self.rank, self.size = world.rank, world.size
         self.is_root = world.is_root
-        self.batchnorm = SyncedBatchNorm(world, self)
         self.reducer = None
+        self._saved_bn = []
+        self.n = 0  # samples in the current global batch
+        self.real = slice(None)  # this rank's real rows among those it runs
         self.idle = False  # True while this rank runs a stand-in sample (no share of the batch)
         self.scale = 1.0  # n_rank / n_batch of the current batch
         self.collective_error = None  # an exception every rank raises at the same point
@@ -78,7 +83,39 @@ class FitSession:
                 self.world.bcast_(opt.slots[key][s])
         self.reducer = GradientReducer(self.world, model.layers, overlap=self.overlap,
                                        bucket_bytes=self.bucket_bytes)
+        model.gradient_hooks.append(self._sum_gradients)
+        # batch norm over the global batch, whatever the layer's own `synchronized` says: with
+        # per-rank statistics a model would mean something else at every N
+        self._saved_bn = [(layer, layer.allreduce) for layer in model.layers if isinstance(layer, BatchNormalization)]
+        for layer, _ in self._saved_bn:
+            layer.allreduce = self._sum_arrays
         return layout["epoch"]
+
+    def finish(self):
+        """Undo what :meth:`start` set on the model (the fit is over)."""
+        hooks = self.model.gradient_hooks
+        if self._sum_gradients in hooks:
+            hooks.remove(self._sum_gradients)
+        for layer, allreduce in self._saved_bn:
+            layer.allreduce = allreduce
+        self._saved_bn = []
+
+    def _sum_arrays(self, arrays):
+        """The synchronized batch-norm protocol's ``allreduce``: float64 arrays summed over the
+        ranks, in one Allreduce (a stand-in sample contributes zeros)."""
+        flat = np.concatenate([np.asarray(a, np.float64).ravel() for a in arrays])
+        if self.idle:
+            flat[:] = 0.0
+        self.world.allreduce_(flat)
+        out, off = [], 0
+        for a in arrays:
+            n = np.size(a)
+            out.append(flat[off:off + n].reshape(np.shape(a)))
+            off += n
+        return out
+
+    def _sum_gradients(self, model):
+        self.reducer.reduce()
 
     # ------------------------------------------------------------------ one batch
     def shard(self, idx):
@@ -88,8 +125,6 @@ class FitSession:
         -------
         idx : ndarray
             The samples to read (one stand-in when this rank has none).
-        real : slice
-            Which of them are real (for the epoch's metrics).
         rows : (lo, hi, n)
             Their rows in the global batch of n (augmentation draws for all n).
         """
@@ -97,9 +132,15 @@ class FitSession:
         lo, hi = bounds(n, self.size, self.rank)
         self.idle = hi == lo
         self.scale = (hi - lo) / n
+        self.n, self.real = n, slice(0, 0) if self.idle else slice(None)
+        self.reducer.zero = self.idle
         if self.idle:
-            return idx[:1], slice(0, 0), (0, 1, n)
-        return idx[lo:hi], slice(None), (lo, hi, n)
+            return idx[:1], (0, 1, n)
+        return idx[lo:hi], (lo, hi, n)
+
+    def counts(self):
+        """``(n, real)``: the global batch's size, and this rank's real rows of its outputs."""
+        return self.n, self.real
 
     def sample_weights(self, swb, k):
         """Loss weights of this rank's ``k`` samples scaled by n_rank / n_batch (0 for a
@@ -129,10 +170,8 @@ class FitSession:
         return total
 
     def layer_done(self, i):
-        self.reducer.layer_done(i)
-
-    def reduce_gradients(self):
-        self.reducer.reduce()
+        if self.reducer is not None:  # None before start(), e.g. inside fit's preparations
+            self.reducer.layer_done(i)
 
     # ------------------------------------------------------------------ epoch and validation
     def gather_epoch(self, ys, ps):
@@ -153,12 +192,12 @@ class FitSession:
                 ps_all.append(parts[r][1][b])
         return ys_all, ps_all
 
-    def predict_raw(self, x, batch_size, training_output):
-        """``model._predict_raw`` over all of x, each rank computing its rows."""
+    def predict_outputs(self, x, batch_size, training_output=False):
+        """``model.predict_outputs`` over all of x, each rank computing its rows."""
         lo, hi = bounds(x.shape[0], self.size, self.rank)
         out = None
         if hi > lo:
-            out = self.model._predict_raw(RowView(x, lo, hi), batch_size, training_output)
+            out = self.model.predict_outputs(RowView(x, lo, hi), batch_size, training_output)
         parts = [p for p in self.world.allgather(out) if p is not None]
         return np.concatenate(parts)
 

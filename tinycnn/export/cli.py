@@ -40,9 +40,10 @@ def _cmd_export(args):
 def add_cli(sub):
     """Register ``tinycnn export``."""
     p = sub.add_parser("export", help="write a model file as ONNX, for ONNX Runtime and other inference stacks")
-    p.add_argument("--model", required=True, help="tinycnn model file (.tcnn)")
-    p.add_argument("--out", required=True, help="ONNX file to write (.onnx)")
+    p.add_argument("--model", required=True, help="the tinycnn model file to export (.tcnn) (required)")
+    p.add_argument("--out", required=True, help="the ONNX file to write (.onnx) (required)")
     p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default onnx)")
     p.add_argument("--no-check", action="store_true",
-                   help="do not run the file with ONNX Runtime against tinycnn's predict")
+                   help="do not run the file with ONNX Runtime against tinycnn's predict (default: run it "
+                        "when onnxruntime is installed)")
     p.set_defaults(func=_cmd_export)

@@ -19,6 +19,7 @@ Otherwise :func:`register` a converter that calls :func:`convert` on the sublaye
 :func:`add` on the branches.
 """
 
+from ..activations import default_alpha
 from ..kernels import ACTIVATIONS
 from ..kernels.shapes import conv_geometry
 from ..layers import (
@@ -126,7 +127,6 @@ def _conv2d(g, layer, x):
         inputs.append(g.weight("bias", w["bias"]))
     y = g.node("Conv", inputs, "conv", kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
                pads=_pads(layer, layer.kernel_size))
-    # a fused leaky_relu runs with the kernels' default slope (0) unless the layer carries one
     return activation(g, Tensor(y, "NCHW", layer.output_shape), layer.activation, getattr(layer, "alpha", 0.0))
 
 
@@ -195,7 +195,7 @@ def _composite(g, layer, x):
         elif op == "add":
             values[out] = add(g, args)
         elif isinstance(op, str) and op in ACTIVATIONS and len(args) == 1:
-            values[out] = activation(g, args[0], op)
+            values[out] = activation(g, args[0], op, default_alpha(op))
         else:
             raise ExportError(f"layer {layer.name!r}: step {out!r} has an op tinycnn cannot export: {op!r}")
     if out is None:

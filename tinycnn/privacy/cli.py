@@ -29,20 +29,20 @@ def add_cli(subparsers):
     p.add_argument("in_path", metavar="IN", help="a DICOM file or a folder of them")
     p.add_argument("out_path", metavar="OUT", help="output folder, outside IN")
     p.add_argument("--key-file", metavar="F",
-                   help="file holding the secret key; without it a random key links nothing across runs")
+                   help="file holding the secret key (default: a random key, which links nothing across runs)")
     p.add_argument("--date-policy", choices=DATE_POLICIES, default="shift",
                    help="shift dates and times per patient (default; Retain Longitudinal Temporal "
                         "Information with Modified Dates) or remove them")
-    p.add_argument("--remove-age", action="store_true", help="drop PatientAge")
-    p.add_argument("--remove-sex", action="store_true", help="empty PatientSex")
+    p.add_argument("--remove-age", action="store_true", help="drop PatientAge (default: keep it)")
+    p.add_argument("--remove-sex", action="store_true", help="empty PatientSex (default: keep it)")
     p.add_argument("--keep-descriptors", action="store_true",
                    help="keep free-text descriptions, cleaned of the file's identifiers (Clean "
-                        "Descriptors option; flagged for review)")
+                        "Descriptors option; flagged for review) (default: remove them)")
     p.add_argument("--reject-burned-in", action="store_true",
                    help="write no file that may hold burned-in text in its pixels, and list them "
-                        "(for sites that cannot review the images)")
+                        "(for sites that cannot review the images) (default: write and flag them)")
     p.add_argument("--hash-folder-names", action="store_true",
-                   help="replace sub-folder names by keyed hashes")
+                   help="replace sub-folder names by keyed hashes (default: copy them as they are)")
     p.set_defaults(func=_run_cli)
     return p
 
