@@ -97,15 +97,10 @@ def cmd_step(args):
         w = distributed.init(threads=args.threads or 1)
         ranks, threads = w.size, w.threads
     else:
-        import numba
-        from threadpoolctl import threadpool_limits
+        from tinycnn.distributed import threads as threads_mod
 
-        from tinycnn import backend
-
-        backend.get()
-        ranks, threads = 1, args.threads or 2
-        numba.set_num_threads(threads)
-        threadpool_limits(threads, user_api="blas")
+        ranks, threads = 1, args.threads or len(threads_mod.cores())
+        threads_mod.apply(threads)  # changes nothing when `threads` is the machine's default
     times = _seed_fit(shape, threads, args.steps)
     if distributed.is_root():
         t = statistics.median(times)
@@ -117,14 +112,11 @@ def cmd_step(args):
 
 def cmd_layers(args):
     """Forward and backward time of each layer of one training step (one process)."""
-    import numba
-    from threadpoolctl import threadpool_limits
-
     from tinycnn import backend
+    from tinycnn.distributed import threads as threads_mod
 
     B = backend.get()
-    numba.set_num_threads(args.threads)
-    threadpool_limits(args.threads, user_api="blas")
+    threads_mod.apply(args.threads)  # changes nothing when `threads` is the machine's default
     shape = sm.parse_sizes(str(args.size))[0]
     model = sm.build_tinycnn(shape)
     x, y = sm.make_batch(shape, batch=args.batch)
@@ -134,16 +126,14 @@ def cmd_layers(args):
     for rep in range(args.steps + 1):
         f, b = np.zeros_like(fwd), np.zeros_like(bwd)
         h = B.asarray(x)
-        for i, layer in enumerate(model.layers):
+        for i in range(len(model.layers)):
             t0 = time.perf_counter()
-            h = layer.forward(h, training=True, logits=True) if i == len(model.layers) - 1 else \
-                layer.forward(h, training=True)
+            h = model.forward(h, training=True, logits=model.fused_loss, start=i, stop=i + 1)
             f[i] = time.perf_counter() - t0
-        loss, ctx = model._loss(h, y[:, None], None)
-        d = B.loss_backward(ctx)
+        _, d = model.compute_loss(h, y[:, None])
         for i in range(len(model.layers) - 1, -1, -1):
             t0 = time.perf_counter()
-            d = model.layers[i].backward(d, need_dx=i > 0)
+            d = model.backward(d, start=i, stop=i + 1, need_dx=i > 0)
             b[i] = time.perf_counter() - t0
         t0 = time.perf_counter()
         model.optimizer.apply(model.layers)

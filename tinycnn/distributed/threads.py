@@ -48,9 +48,14 @@ def apply(n):
     from .. import backend
 
     backend.get()  # the cpu backend sets its thread policies before Numba's pool starts
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    # change nothing that is already right: re-sizing OpenBLAS's pool restarts its threads,
+    # which measured slower here than leaving a pool of the right size alone
+    if n != numba.get_num_threads():
+        numba.set_num_threads(n)
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_info, threadpool_limits
     except ImportError:  # part of tinycnn[mpi]; without it BLAS keeps its own count
         return
-    threadpool_limits(limits=int(n), user_api="blas")
+    if any(p.get("num_threads", 0) > n for p in threadpool_info() if p.get("user_api") == "blas"):
+        threadpool_limits(limits=n, user_api="blas")
