@@ -15,7 +15,7 @@ import numpy as np
 from tinycnn import data, distributed
 from tinycnn.callbacks import Callback
 from tinycnn.distributed import launch
-from tinycnn.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D, ReLU
+from tinycnn.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D, ReLU
 from tinycnn.models import Sequential
 from tinycnn.random import set_random_seed
 
@@ -49,6 +49,7 @@ def main():
     ap.add_argument("--fault", choices=["kill", "raise"])
     ap.add_argument("--fault-at", type=int, nargs=2, default=(1, 2), metavar=("EPOCH", "BATCH"))
     ap.add_argument("--skew-data", action="store_true", help="rank 1 gets other images")
+    ap.add_argument("--dropout", action="store_true", help="a seeded Dropout layer before the last")
     args = ap.parse_args()
 
     rng = np.random.default_rng(0)
@@ -64,7 +65,7 @@ def main():
     # no bias before batch norm: its true gradient is 0, and Adam would amplify rounding noise
     model = Sequential([Conv2D(4, 3, padding="same", use_bias=False, input_shape=(8, 8, 1)),
                         BatchNormalization(momentum=0.9), ReLU(), MaxPooling2D(), Flatten(),
-                        Dense(1, activation="sigmoid")])
+                        *([Dropout(0.3, seed=5)] if args.dropout else []), Dense(1, activation="sigmoid")])
     model.compile("adam", "binary_crossentropy", metrics=["accuracy", "auc"])
     aug = data.Augmenter(rotation=10, shift=0.1, brightness=0.1, contrast=0.1) if args.augment else None
     callbacks = [Fault(args.fault, 1, *args.fault_at)] if args.fault else []

@@ -195,6 +195,21 @@ def test_a_killed_rank_ends_the_job_and_resume_gives_the_uninterrupted_weights(t
 
 
 @needs_mpi
+def test_dropout_on_two_ranks_resumes_to_the_uninterrupted_run(tmp_path):
+    """A seeded Dropout keeps its own generator: rank 0's state in the checkpoint reaches every
+    rank on resume (each rank then derives masks of its own from the shared draws)."""
+    straight = _train(tmp_path / "straight.npz", "--dropout", "--checkpoint", tmp_path / "s.ckpt", ranks=2)
+    assert straight.returncode == 0, straight.stderr
+    first = _train(tmp_path / "first.npz", "--dropout", "--epochs", "2", "--checkpoint", tmp_path / "r.ckpt",
+                   ranks=2)
+    assert first.returncode == 0, first.stderr
+    resumed = _train(tmp_path / "resumed.npz", "--dropout", "--checkpoint", tmp_path / "r.ckpt", "--resume",
+                     ranks=2)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_run(tmp_path / "straight.npz", tmp_path / "resumed.npz", rtol=0, atol=0)
+
+
+@needs_mpi
 def test_an_exception_on_one_rank_ends_every_rank_with_its_message(tmp_path):
     proc = _train(tmp_path / "never.npz", "--fault", "raise", ranks=2)
     assert proc.returncode == 1 and proc.seconds < 60

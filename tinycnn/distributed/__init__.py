@@ -29,7 +29,7 @@ import sys
 from . import launch
 from .errors import DistributedError
 
-__all__ = ["DistributedError", "init", "world", "active", "is_root", "predict", "predict_files",
+__all__ = ["DistributedError", "init", "world", "fit_session", "active", "is_root", "predict", "predict_files",
            "collective_fit", "command"]
 
 _state = {"world": None, "session": None}
@@ -76,6 +76,11 @@ def init(threads=None):
 def world():
     """The world joined by :func:`init`, or None."""
     return _state["world"]
+
+
+def fit_session():
+    """The :class:`~tinycnn.distributed.session.FitSession` of the running distributed fit, or None."""
+    return _state["session"]
 
 
 def active():

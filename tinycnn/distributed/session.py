@@ -69,12 +69,15 @@ class FitSession:
                                    "slots": {k: {s: (a.shape, str(a.dtype)) for s, a in v.items()}
                                              for k, v in opt.slots.items()},
                                    "rng": tc_random.get_state(), "history": getattr(history, "history", None),
+                                   "layer_rng": [layer.get_random_state() for layer in model.layers],
                                    "epoch": int(initial_epoch)})
         opt.iterations = layout["iterations"]
         if not self.is_root:
             opt.slots = {k: {s: np.zeros(shape, dtype) for s, (shape, dtype) in v.items()}
                          for k, v in layout["slots"].items()}
             tc_random.set_state(layout["rng"])
+            for layer, state in zip(model.layers, layout["layer_rng"], strict=True):
+                layer.set_random_state(state)  # e.g. a seeded Dropout's own generator, from a checkpoint
             if layout["history"] is not None:  # a resumed run's epochs so far
                 history.history = layout["history"]
                 history.epoch = list(range(layout["epoch"]))
@@ -160,6 +163,11 @@ class FitSession:
             return augment(xb, rng, rows=rows)
         seed = int(rng.integers(2**63 - 1))
         return augment(xb, np.random.default_rng([seed, self.rank]))
+
+    def rank_seed(self, seed):
+        """A dropout seed of this rank's own from the seed every rank drew: masks independent
+        across ranks (the same seed would give every rank the same masks for its rows)."""
+        return int(np.random.SeedSequence([seed, self.rank]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
     def global_loss(self, loss):
         """The global batch's loss: the sum of the ranks' weighted losses (every rank gets it)."""
