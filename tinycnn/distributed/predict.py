@@ -9,7 +9,40 @@ import numpy as np
 
 from ..errors import DataError
 from .errors import DistributedError
+from .runtime import world
 from .sharding import RowView, bounds, config_fingerprint, data_fingerprint
+
+
+def predict(model, x, batch_size=32):
+    """``model.predict(x)``, the rows split over the ranks when :func:`active` (collective:
+    call it on every rank with the same x); every rank gets all the outputs."""
+    w = world()
+    if w is None or w.size == 1:
+        return model.predict(x, batch_size=batch_size)
+    return predict_rows(w, model, x, batch_size)
+
+
+def predict_files(model, files, read, batch_size=64):
+    """Read and predict ``files``, split over the ranks when :func:`active`.
+
+    Parameters
+    ----------
+    model : Sequential
+    files : list of str
+    read : callable ``read(model, files) -> (x, kept, skipped)``
+        E.g. :func:`tinycnn.pipeline.images_for_model`.
+
+    Returns
+    -------
+    (kept, p, skipped)
+        In input order on every rank: each file read by one rank only.
+    """
+    w = world()
+    if w is None or w.size == 1:
+        x, kept, skipped = read(model, files)
+        return kept, model.predict(x, batch_size=batch_size), skipped
+    return predict_file_shards(w, model, files, read, batch_size)
+
 
 
 def same_everywhere(world, what, fingerprint):
