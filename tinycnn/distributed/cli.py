@@ -24,10 +24,10 @@ def command(requested, name):
         yield None
         return
     if name not in COMMANDS and w.size > 1:
-        err = DistributedError(f"tinycnn {name} runs in one process; run it without mpiexec "
+        if not w.is_root:
+            raise SystemExit(2)  # every rank refuses alike; rank 0 says why
+        raise DistributedError(f"tinycnn {name} runs in one process; run it without mpiexec "
                                f"(the commands that run on several: {', '.join(COMMANDS)})")
-        err.tinycnn_collective = True  # every rank refuses alike
-        raise err
     saved = sys.stdout, sys.stderr
     if not w.is_root:  # rank 0 speaks for all; World.abort still reaches the real stderr
         sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - closed below
@@ -37,9 +37,11 @@ def command(requested, name):
     try:
         yield w
     except BaseException as e:
-        if w.size == 1 or getattr(e, "tinycnn_collective", False):
-            raise
-        w.abort(e, name)
+        if w.size > 1 and not getattr(e, "tinycnn_collective", False):
+            w.abort(e, name)  # this rank alone: the others may be waiting for it in a collective
+        if not w.is_root:
+            raise SystemExit(2) from None  # every rank raised it; rank 0 reports it
+        raise
     finally:
         if sys.stdout is not saved[0]:
             sys.stdout.close()
