@@ -100,6 +100,16 @@ def test_evaluate_and_report_use_the_stored_threshold_unless_one_is_given(breast
     assert list(csv.reader((tmp_path / "r.cases.csv").open()))[0][3] == "p_malignant"
 
 
+def test_the_same_seed_trains_the_same_model_and_stores_the_same_threshold(breast, tmp_path):
+    data, model_path, _, _ = breast
+    rc, _, err = tinycnn("train", "--data", data, "--epochs", "4", "--out", tmp_path / "again.tcnn", "--quiet")
+    assert rc == 0, err
+    first, again = load_model(model_path), load_model(tmp_path / "again.tcnn")
+    assert again.metadata["decision_threshold"] == first.metadata["decision_threshold"]
+    for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_model_file_without_a_threshold_says_it_uses_0_5(breast, tmp_path):
     data, model_path, _, _ = breast
     old = load_model(model_path)

@@ -79,6 +79,7 @@ def _quoted(name):
 
 def run(args):
     from ..data import Augmenter  # Pillow, SciPy: loaded when the command runs
+    from ..random import set_random_seed
 
     printer = Printer("train", args.verbosity)
     if args.resume and not args.checkpoint:
@@ -93,6 +94,7 @@ def run(args):
                      "them stay in one part)")
     for text in few_case_warnings(splits):
         printer.warn(text)
+    set_random_seed(args.seed)  # the model draws its weights when built, here: --seed must cover them
     model = pipeline.diagnosis_model(splits.input_shape, splits.num_classes, splits.task)
     model.summary(print_fn=printer.detail)
     aug = Augmenter(horizontal_flip=False) if args.augment else None  # left and right are anatomy
