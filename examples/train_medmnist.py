@@ -19,7 +19,7 @@ files were available on the machine that ran it (nothing is downloaded here).
 import argparse
 import time
 
-from tinycnn import data, get_backend, metrics, pipeline
+from tinycnn import clinical, data, get_backend, metrics, pipeline
 from tinycnn.random import set_random_seed
 
 
@@ -37,6 +37,9 @@ def run(path, epochs=20, batch_size=64, patience=5, seed=0, verbose=1, augment=T
                                        verbose=verbose, seed=seed, patience=patience)
     x, y = splits.test
     p = model.predict(x, batch_size=256)
+    # a binary model's output is p(positive class) (BreastMNIST: malignant, label 0): its labels are
+    # y == positive; the paper's AUC of label 1's score and ACC at 0.5 are the same numbers
+    y = clinical.targets(model, y, splits.class_names)[0]
     if splits.task == "binary":
         auc = metrics.roc_auc(y, p[:, 0])
         acc = float(((p[:, 0] >= 0.5) == y).mean())

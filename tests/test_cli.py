@@ -110,7 +110,7 @@ def test_every_option_in_help_has_a_sentence_and_its_default():
             assert "default" in text or "(required)" in text, f"tinycnn {name}: {text}"
             assert len(text.split("  ", 1)[-1].split()) >= 4, f"tinycnn {name}: no sentence in {text}"
     rc, out, _ = tinycnn("predict", "--help")
-    assert rc == 0 and "default 0.5" in out
+    assert rc == 0 and "default: the decision threshold stored in the model" in " ".join(out.split())
     rc, out, _ = tinycnn("train", "--help")
     assert rc == 0 and "(default 0.15)" in out and "70%" in out
 
@@ -144,7 +144,7 @@ def test_threshold_zero_calls_every_case_positive(trained, npz, tmp_path):
     rc, out, err = tinycnn("predict", "--model", model, folder, "--threshold", "0", "--csv", tmp_path / "p.csv")
     assert rc == 0, err
     rows = list(csv.reader((tmp_path / "p.csv").open()))
-    assert rows[0] == ["file", "probability", "prediction"] and len(rows) == 7
+    assert rows[0] == ["file", "p_1", "prediction"] and len(rows) == 7  # p(positive class), here class 1
     assert {r[2] for r in rows[1:]} == {"1"}  # an .npz stores no class names: classes 0 and 1
 
 
@@ -244,13 +244,14 @@ def test_tiny_test_sets_print_n_a_and_why_never_a_collapsed_ci(trained, tmp_path
     model, _, _ = trained
     rc, out, err = tinycnn("evaluate", "--model", model, "--data", _tiny_npz(tmp_path / "four.npz", [0, 0, 0, 1]))
     assert rc == 0, err
-    auc_line = next(line for line in out.splitlines() if line.startswith("ROC-AUC"))
+    auc_line = next(line for line in out.splitlines() if line.startswith("ROC-AUC of p(1)"))
     assert "no 95% CI: only 1 case(s) of class 1; a bootstrap CI needs at least 10 of each class" in auc_line
     assert "0.000-0.000" not in out and "nan" not in out
     assert "fewer than 20 cases of a class (0: 3, 1: 1)" in err
     rc, out, err = tinycnn("evaluate", "--model", model, "--data", _tiny_npz(tmp_path / "one.npz", [0, 0, 0]))
     assert rc == 0, err
-    assert "ROC-AUC                     n/a   (undefined: no case of class 1 in this set" in out
+    auc_line = next(line for line in out.splitlines() if line.startswith("ROC-AUC of p(1)"))
+    assert auc_line.split(maxsplit=3)[3].startswith("n/a   (undefined: no case of class 1 in this set")
 
 
 def test_an_undefined_validation_auc_reads_n_a(tmp_path):
@@ -275,7 +276,7 @@ def test_explain_names_overlays_after_their_inputs_and_writes_an_index(trained, 
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*_gradcam.png"))
     assert written == expected and (out / "grid.png").exists()
     rows = list(csv.reader((out / "index.csv").open()))
-    assert rows[0] == ["input file", "output file", "probability", "prediction"]
+    assert rows[0] == ["input file", "output file", "p_1", "prediction"]
     assert sorted(r[1] for r in rows[1:]) == expected
     assert sorted(r[0] for r in rows[1:]) == sorted(map(str, inputs))
     rc, _, _ = tinycnn("predict", "--model", model, folder, "--csv", tmp_path / "p.csv")
@@ -298,7 +299,7 @@ def test_report_cases_are_traced_to_their_files_by_an_index_beside_the_report(fo
                            "--out", tmp_path / "r.html")
     assert rc == 0, err
     rows = list(csv.reader((tmp_path / "r.cases.csv").open()))
-    assert rows[0] == ["case", "input file", "true class", "probability", "prediction", "shown in the report"]
+    assert rows[0] == ["case", "input file", "true class", "p_nodule", "prediction", "shown in the report"]
     assert [int(r[0]) for r in rows[1:]] == list(range(1, len(rows)))
     assert all(pathlib.Path(r[1]).parent.name == r[2] for r in rows[1:])  # class folder == true class
     shown = [r for r in rows[1:] if r[5]]

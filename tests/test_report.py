@@ -114,7 +114,7 @@ def test_binary_report_has_every_section_and_the_numbers_of_tinycnn_metrics(bina
         assert f"<td class=\"hit\">{v}</td>" in markup or f"<td class=\"miss\">{v}</td>" in markup
     auc, lo, hi = metrics.bootstrap_auc_ci(y, p, n_bootstraps=1000, seed=0)
     assert res["auc"] == auc and res["auc_95ci"] == [lo, hi] and lo <= auc <= hi
-    assert f"AUC <b>{auc:.3f}</b>, 95% CI {lo:.3f}–{hi:.3f}" in markup
+    assert f"AUC of p(nodule), nodule against normal: <b>{auc:.3f}</b>, 95% CI {lo:.3f}–{hi:.3f}" in markup
     t95 = metrics.threshold_for_sensitivity(y, p, 0.95)
     assert res["threshold_for_95_sensitivity"] == t95 and f"<b>{t95:.3f}</b>" in markup
     (tn, fp), (fn, tp) = cm

@@ -10,8 +10,7 @@ Used by the ``tinycnn`` commands (:mod:`tinycnn.commands`) and usable from Pytho
 
 import os
 import time
-
-import numpy as np
+import warnings
 
 from . import distributed
 from .errors import ConfigError, DataError
@@ -78,19 +77,30 @@ def loss_for(task):
 
 # ------------------------------------------------------------------ training
 def train(splits, epochs=10, batch_size=32, learning_rate=1e-3, class_weight=None, augment=None,
-          model=None, out=None, verbose=1, seed=0, callbacks=None, checkpoint=None, resume=None, patience=None):
+          model=None, out=None, verbose=1, seed=0, callbacks=None, checkpoint=None, resume=None, patience=None,
+          positive_class=None, target_sensitivity=None):
     """Train a diagnosis model on ``splits`` (a :class:`tinycnn.data.DataSplits`).
+
+    Binary tasks: the model's output is the probability of ``positive_class`` (default: the
+    class not named like a negative finding, see :mod:`tinycnn.clinical.positive`; a
+    ``PositiveClassWarning`` says when no name decided it), and the decision threshold is chosen on the
+    validation part: Youden's J, or with ``target_sensitivity`` the highest threshold reaching
+    it (:mod:`tinycnn.clinical.operating_point`).
 
     Returns ``(model, history, report)``; ``report`` holds the test metrics (or validation,
     if there is no test part). With ``out`` the model is saved with its preprocessing
-    settings (image size, channels, task, class names), never with any image or label.
+    settings (image size, channels, task) and its meaning (class names, positive class,
+    decision threshold: :mod:`tinycnn.clinical.model_file`), never with any image or label.
     """
     from . import callbacks as C
+    from . import clinical
     from .optimizers import Adam
     from .random import set_random_seed
 
     if splits.train is None:
         raise DataError(f"{splits.source or 'the data'} has no training part")
+    data, (splits, positive) = splits, clinical.training_view(splits, positive_class, target_sensitivity)
+    _say_default_positive(positive)
     set_random_seed(seed)
     x, y = splits.train
     if model is None:
@@ -108,6 +118,7 @@ def train(splits, epochs=10, batch_size=32, learning_rate=1e-3, class_weight=Non
                         class_weight=class_weight, augment=augment, verbose=verbose, callbacks=cbs,
                         checkpoint=checkpoint, resume=resume)
     model.metadata["train_seconds"] = round(time.perf_counter() - t0, 1)
+    model.metadata.update(clinical.semantics(model, data, splits, positive, target_sensitivity))
     model.metadata["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     part = splits.test if splits.test is not None else splits.val
     report = evaluate(model, *part, task=splits.task, class_names=splits.class_names) if part is not None else None
@@ -116,116 +127,31 @@ def train(splits, epochs=10, batch_size=32, learning_rate=1e-3, class_weight=Non
     return model, history, report
 
 
-def evaluate(model, x, y, task=None, threshold=0.5, class_names=None):
-    """Clinical metrics of ``model`` on (x, y).
+def _say_default_positive(positive):
+    from .clinical import PositiveClassWarning
 
-    A dict from :func:`tinycnn.metrics.classification_report` plus ``n``, ``class_counts`` and,
-    for binary tasks, ``auc_95ci`` and ``auc_note`` from :func:`auc_with_ci` and the threshold
-    reaching 95% sensitivity (when there is a positive case).
+    if positive is not None and not positive.by_name:
+        warnings.warn(f"positive class: {positive.name} ({positive.rule}); the model's probability is "
+                      f"p({positive.name}). If {positive.negative} is the finding to detect, pass "
+                      f"positive_class={positive.negative!r}", PositiveClassWarning, stacklevel=3)
+
+
+def evaluate(model, x, y, task=None, threshold=None, class_names=None):
+    """Clinical metrics of ``model`` on (x, y): :func:`tinycnn.clinical.evaluate`.
+
+    ``y`` holds class indices of ``class_names`` (default the model's; matched to the model's
+    classes by name). Binary: ``threshold`` defaults to the model's stored one, else 0.5.
     """
-    from . import metrics
+    from . import clinical
 
-    task = task or model.metadata.get("task", "binary")
-    p = distributed.predict(model, x, batch_size=64)  # i14: split over MPI ranks when distributed
-    y = np.asarray(y)
-    if task == "multilabel":
-        aucs = [metrics.roc_auc(y[:, k], p[:, k]) for k in range(y.shape[1])
-                if 0 < y[:, k].sum() < len(y)]
-        return {"task": task, "n": int(len(y)), "auc": float(np.mean(aucs)) if aucs else float("nan"),
-                "accuracy": float(((p >= threshold) == (y > 0.5)).mean())}
-    score = p[:, 0] if task == "binary" else p
-    rep = metrics.classification_report(y, score, threshold=threshold)
-    k = 2 if task == "binary" else score.shape[1]
-    rep = {"task": task, "n": int(len(y)), "class_counts": np.bincount(y.reshape(-1), minlength=k).tolist(), **rep}
-    if task == "binary":
-        rep.update(auc_with_ci(y, score, class_names=class_names))
-        if y.sum() > 0:
-            rep["threshold_for_95_sensitivity"] = float(metrics.threshold_for_sensitivity(y, score, 0.95))
-    return rep
-
-
-MIN_CASES_FOR_CI = 10  # of each class, for a bootstrap CI of the AUC
-
-
-def auc_with_ci(y, score, n_bootstraps=500, seed=0, class_names=None):
-    """ROC-AUC of binary scores and its percentile-bootstrap 95% CI, where they mean something.
-
-    The AUC is undefined without a case of each class. The CI is left out with fewer than
-    ``MIN_CASES_FOR_CI`` cases of a class: the resamples then repeat the same few cases and
-    the interval collapses (to 0.000-0.000 for one badly ranked positive) instead of
-    showing how uncertain the AUC is.
-
-    Parameters
-    ----------
-    y : array (N,) of 0/1
-    score : array (N,)
-    class_names : (str, str), optional
-        For the note; default ('negative', 'positive').
-
-    Returns
-    -------
-    dict
-        ``auc`` (NaN when undefined), ``auc_95ci`` ([low, high] or None) and ``auc_note``
-        (why either is missing, else None).
-    """
-    from . import metrics
-
-    y = np.asarray(y).reshape(-1)
-    names = [str(c) for c in (class_names or ("negative", "positive"))]
-    counts = [int((y == 0).sum()), int((y == 1).sum())]
-    if min(counts) == 0:
-        missing = names[counts.index(0)]
-        return {"auc": float("nan"), "auc_95ci": None,
-                "auc_note": f"undefined: no case of class {missing} in this set (the AUC needs both classes)"}
-    if min(counts) < MIN_CASES_FOR_CI:
-        few = min(range(2), key=lambda c: counts[c])
-        return {"auc": metrics.roc_auc(y, score), "auc_95ci": None,
-                "auc_note": f"no 95% CI: only {counts[few]} case(s) of class {names[few]}; a bootstrap CI needs "
-                            f"at least {MIN_CASES_FOR_CI} of each class"}
-    auc, lo, hi = metrics.bootstrap_auc_ci(y, score, n_bootstraps=n_bootstraps, seed=seed)
-    return {"auc": auc, "auc_95ci": [lo, hi], "auc_note": None}
-
-
-def _num(v):
-    """A number for the report text: ``n/a`` where it is undefined (NaN or missing)."""
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
+    return clinical.evaluate(model, x, y, task=task, threshold=threshold, class_names=class_names)
 
 
 def format_report(rep, class_names=None):
-    """A short, clinician-readable text of :func:`evaluate`'s dict; undefined numbers read ``n/a``."""
-    if rep is None:
-        return "no evaluation data"
-    cm = rep.get("confusion_matrix")
-    names = [str(c) for c in (class_names or range(len(cm) if cm is not None else 2))]
-    counts = rep.get("class_counts")
-    head = f"cases: {rep['n']}"
-    if counts is not None and len(counts) == len(names):
-        head += " (" + ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True)) + ")"
-    lines = [head]
-    if rep.get("task") == "binary":
-        lines.append(f"positive class: {names[1]}; a case is called {names[1]} when p({names[1]}) >= "
-                     f"{rep.get('threshold', 0.5):g}")
-    if "auc" in rep and np.isscalar(rep["auc"]):
-        line = f"{'ROC-AUC':<28}{_num(rep['auc'])}"
-        if rep.get("auc_95ci"):
-            line += f"   (95% CI {rep['auc_95ci'][0]:.3f}-{rep['auc_95ci'][1]:.3f})"
-        if rep.get("auc_note"):
-            line += f"   ({rep['auc_note']})"
-        lines.append(line)
-    for k, label in [("accuracy", "accuracy"), ("sensitivity", "sensitivity (recall)"),
-                     ("specificity", "specificity"), ("precision", "precision (PPV)"), ("f1", "F1")]:
-        if k in rep and np.isscalar(rep[k]):
-            lines.append(f"{label:<28}{_num(rep[k])}")
-    if "threshold_for_95_sensitivity" in rep:
-        lines.append(f"{'threshold for 95% sens.':<28}{rep['threshold_for_95_sensitivity']:.3f}")
-    if cm is not None:
-        cm = np.asarray(cm)
-        w = max(8, *(len(n) + 2 for n in names))
-        lines.append("confusion matrix (rows: true, columns: predicted)")
-        lines.append(" " * w + "".join(f"{n:>{w}}" for n in names))
-        for n, row in zip(names, cm, strict=True):
-            lines.append(f"{n:>{w}}" + "".join(f"{v:>{w}}" for v in row))
-    return "\n".join(lines)
+    """A short, clinician-readable text of :func:`evaluate`'s dict: :func:`tinycnn.clinical.format_report`."""
+    from . import clinical
+
+    return clinical.format_report(rep, class_names)
 
 
 # ------------------------------------------------------------------ images for prediction

@@ -55,6 +55,23 @@ def probability(text):
     return value
 
 
+def sensitivity(text):
+    """An argparse type: a sensitivity to reach, in (0, 1]."""
+    value = _number(text, float)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a sensitivity in (0, 1], got {text!r}")
+    return value
+
+
+def regex(text):
+    """An argparse type: a regular expression (checked, kept as text)."""
+    try:
+        re.compile(text)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"not a regular expression ({e}): {text!r}") from None
+    return text
+
+
 def fraction(text):
     """An argparse type: a share of the data in [0, 1)."""
     value = _number(text, float)
@@ -65,9 +82,10 @@ def fraction(text):
 
 # ------------------------------------------------------------------ options several commands share
 def add_threshold(p):
-    p.add_argument("--threshold", type=probability, default=0.5, metavar="P",
-                   help="a case is called positive when its predicted probability is at least P, in [0, 1] "
-                        "(binary models; default %(default)s)")
+    p.add_argument("--threshold", type=probability, default=None, metavar="P",
+                   help="a case is called positive when its probability of the positive class is at least P, in "
+                        "[0, 1] (binary models; default: the decision threshold stored in the model, chosen on "
+                        "validation data when it was trained; 0.5 for a model file that stores none)")
 
 
 def add_verbosity(p):
@@ -89,7 +107,7 @@ def add_model(p, what="the model file to use, written by `tinycnn train --out` o
 # flag. Only names with an underscore are translated: plain words ("threshold", "epochs") also
 # occur in ordinary sentences, and the commands check those values themselves.
 _FLAGS = ("image_size", "batch_size", "learning_rate", "val_fraction", "test_fraction", "class_weight",
-          "skip_bad")
+          "skip_bad", "group_pattern", "target_sensitivity")
 _NAME = re.compile(r"(?<![\w/.\\-])(" + "|".join(_FLAGS) + r")(?![\w/.\\-])")
 
 

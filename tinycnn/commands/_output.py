@@ -70,24 +70,39 @@ def class_counts(y, num_classes, task):
     return [int(v) for v in np.bincount(y.astype(np.int64).reshape(-1), minlength=num_classes)]
 
 
-def data_summary(splits, split_rule):
-    """A table of cases per class and part, the image size and how the parts were made."""
+#: the column of distinct groups per part, by what a group is (DataSplits.grouping)
+_GROUP_COLUMN = {"patient": "patients", "group": "groups", "file": "files"}
+
+
+def data_summary(splits, split_rule=None):
+    """A table of cases per class and part (and of patients, groups or files per part where the
+    split kept them whole), the image size and how the parts were made."""
     names = [str(c) for c in splits.class_names]
     h, w, c = splits.input_shape
     kind = "positive cases per label" if splits.task == "multilabel" else "cases per class"
     width = max(8, *(len(n) + 2 for n in names))
+    groups = _GROUP_COLUMN.get(splits.grouping)
+    gwidth = len(groups or "") + 2
+    task = {"binary": "binary", "multiclass": "multi-class", "multilabel": "multi-label"}.get(splits.task, splits.task)
+    task += ", ordered grades" if splits.ordinal else ""
+    task += f" (MedMNIST v2 {splits.dataset}: its official class names)" if splits.dataset else ""
     lines = [f"data: {splits.source}",
+             f"task: {task}",
              f"images: {h} x {w} pixels, {'grayscale' if c == 1 else 'colour (RGB)'}",
-             f"split: {split_rule}",
+             f"split: {split_rule or splits.split_rule}",
              f"{kind}:",
-             f"{'':<12}" + "".join(f"{n:>{width}}" for n in names) + f"{'total':>{width}}"]
+             f"{'':<12}" + "".join(f"{n:>{width}}" for n in names) + f"{'total':>{width}}"
+             + (f"{groups:>{gwidth}}" if groups else "")]
     for attr, label in _PART_NAMES:
         part = getattr(splits, attr)
         if part is None:
             lines.append(f"{label:<12}" + f"{'(none)':>{width}}")
             continue
         counts = class_counts(part[1], splits.num_classes, splits.task)
-        lines.append(f"{label:<12}" + "".join(f"{v:>{width}}" for v in counts) + f"{len(part[1]):>{width}}")
+        row = f"{label:<12}" + "".join(f"{v:>{width}}" for v in counts) + f"{len(part[1]):>{width}}"
+        if groups:
+            row += f"{len(np.unique(splits.groups[attr])):>{gwidth}}"
+        lines.append(row)
     return "\n".join(lines)
 
 

@@ -58,6 +58,7 @@ def save_demo_data(splits, folder):
 
 def run(args):
     from ..data import Augmenter
+    from ..random import set_random_seed
 
     printer = Printer("demo", args.verbosity)
     t0 = time.perf_counter()
@@ -70,6 +71,7 @@ def run(args):
     if args.save_data:
         npz, pngs = save_demo_data(splits, args.save_data)
         printer.info(f"data written to {npz} and {pngs}{os.sep}")
+    set_random_seed(args.seed)  # the model draws its weights when built, here: --seed must cover them
     model = pipeline.diagnosis_model(splits.input_shape, splits.num_classes, splits.task)
     model.summary(print_fn=printer.detail)
     printer.info()

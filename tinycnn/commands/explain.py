@@ -11,7 +11,7 @@ from ..models import load_model
 from ..pipeline import images_for_model, list_images
 from ._args import add_model, add_threshold, add_verbosity, probability
 from ._output import Printer
-from .predict import class_names, prediction_rows
+from .predict import class_names, decision_threshold, prediction_rows, probability_columns
 
 INDEX = "index.csv"
 GRID = "grid.png"
@@ -21,7 +21,7 @@ GRID_CASES = 32  # the grid is an overview; every case has its own file
 def add(sub):
     p = sub.add_parser("explain", help="Grad-CAM or saliency overlays of images or a folder",
                        description="Write a heatmap overlay for each image or DICOM file (named after it, in the "
-                                   f"same sub-folders), {INDEX} (input file, output file, probability, prediction) "
+                                   f"same sub-folders), {INDEX} (input file, output file, p_<class>, prediction) "
                                    f"and {GRID} (an overview).")
     add_model(p)
     p.add_argument("path", metavar="IMAGE|FOLDER", help="an image or DICOM file, or a folder searched recursively")
@@ -38,12 +38,10 @@ def add(sub):
 
 
 def _split_frame(entry):
-    """'scan.dcm#3' -> ('scan.dcm', 3) for frame 3 of a multi-frame DICOM; a plain file -> (file, None)."""
-    if not os.path.exists(entry) and "#" in entry:
-        file, _, frame = entry.rpartition("#")
-        if frame.isdigit():
-            return file, int(frame)
-    return entry, None
+    """'scan.dcm#3' -> ('scan.dcm', 3); a plain file -> (file, None) (:func:`tinycnn.data.files.split_frame`)."""
+    from ..data.files import split_frame  # Pillow, SciPy: loaded when the command runs
+
+    return split_frame(entry)
 
 
 def output_names(entries, root, method):
@@ -76,7 +74,9 @@ def run(args):
     maps = explain_images(model, x, args.method, args.layer)
     probs = model.predict(x, batch_size=64)
     names = output_names(kept, args.path, args.method)
-    rows = prediction_rows(kept, probs, class_names(model, probs), args.threshold)
+    classes = class_names(model, probs)
+    threshold = decision_threshold(model, args.threshold, printer) if probs.shape[1] == 1 else None
+    rows = prediction_rows(kept, probs, classes, threshold)
     os.makedirs(args.out, exist_ok=True)
     for name, im, hm in zip(names, x, maps, strict=True):
         path = os.path.join(args.out, name)
@@ -84,11 +84,11 @@ def run(args):
         save_overlay(path, im, hm, args.alpha)
     with open(os.path.join(args.out, INDEX), "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["input file", "output file", "probability", "prediction"])
-        w.writerows((f, name, p, label) for (f, p, label), name in zip(rows, names, strict=True))
+        w.writerow(["input file", "output file", *probability_columns(classes, probs), "prediction"])
+        w.writerows([row[0], name, *row[1:]] for row, name in zip(rows, names, strict=True))
     shown = min(len(x), GRID_CASES)
     save_grid(os.path.join(args.out, GRID), x[:shown], maps[:shown], alpha=args.alpha,
-              titles=[f"{Path(_split_frame(f)[0]).stem[:14]} {label}" for f, _, label in rows[:shown]])
+              titles=[f"{Path(_split_frame(row[0])[0]).stem[:14]} {row[-1]}" for row in rows[:shown]])
     printer.result(f"{args.method}: {len(x)} overlay(s) written to {args.out}, each named after its input file "
                    f"(<name>_{args.method}.png, in the input's sub-folders); {INDEX} lists input file, output "
                    f"file, probability and prediction; {GRID} shows the first {shown}")

@@ -43,6 +43,8 @@ class DicomFolderDataset(LazyImages):
     class_names : list of str
     files : list of str
         One entry per frame, ``path#k`` for frame k of a multi-frame file.
+    patient_ids : list of str
+        Each frame's PatientID ('' when absent), for splits by patient.
     shape : (N, H, W, C)
     skipped : list of (str, str)
     """
@@ -54,12 +56,13 @@ class DicomFolderDataset(LazyImages):
         self.window = _check_window(window)
         self.path = Path(path)
         class_names, files, labels = scan_class_folders(self.path, ignore={"DICOMDIR"})
-        sources, frames, ys, names, self.skipped, first = [], [], [], [], [], None
+        sources, frames, ys, names, patients, self.skipped, first = [], [], [], [], [], [], None
         for f, label in zip(files, labels, strict=True):
             try:
                 ds = pydicom.dcmread(f, stop_before_pixels=True)
                 size = (int(ds.Rows), int(ds.Columns))
                 n = int(ds.get("NumberOfFrames", 1) or 1)
+                patient = str(ds.get("PatientID", "") or "").strip()
             except Exception as e:  # noqa: BLE001 - pydicom raises many types on a bad header
                 if not skip_bad:
                     raise DataError(f"{f}: not a readable DICOM file ({type(e).__name__}: {e})") from e
@@ -73,12 +76,13 @@ class DicomFolderDataset(LazyImages):
             sources += [str(f)] * n
             frames += range(n)
             ys += [label] * n
+            patients += [patient] * n
             names += [f"{f}#{k}" for k in range(n)] if n > 1 else [str(f)]
         if not names:
             raise DataError(f"{path}: no readable DICOM files")
         self.labels = np.asarray(ys, np.int64)
         _check_classes(self.path, class_names, self.labels)
-        self.class_names, self.files = class_names, names
+        self.class_names, self.files, self.patient_ids = class_names, names, patients
         self._sources, self._frames = np.asarray(sources, dtype=object), np.asarray(frames, np.int64)
         h, w = self.image_size or first[1]
         self.shape = (len(names), h, w, 1 if self.color == "grayscale" else 3)
@@ -109,6 +113,7 @@ class DicomFolderDataset(LazyImages):
         sub = object.__new__(DicomFolderDataset)
         sub.__dict__.update(self.__dict__)
         sub.files = [self.files[i] for i in indices]
+        sub.patient_ids = [self.patient_ids[i] for i in indices]
         sub.labels = self.labels[indices]
         sub._sources, sub._frames = self._sources[indices], self._frames[indices]
         sub.skipped = []

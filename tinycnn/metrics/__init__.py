@@ -1,9 +1,12 @@
-"""Metrics clinicians read: accuracy, sensitivity, specificity, precision, NPV, F1, ROC/AUC.
+"""Metrics clinicians read: accuracy, sensitivity, specificity, precision, NPV, F1, ROC/AUC,
+operating points, and the agreement of ordered grades (weighted kappa, mean absolute error).
 
 Every function works standalone on NumPy arrays, and :func:`get` turns a name, class or
 callable into a :class:`Metric` for ``model.compile(metrics=[...])``. The functions live in
-:mod:`.rates` (confusion-matrix metrics), :mod:`.ranking` (ROC, AUC, operating points) and
-:mod:`.summary` (:func:`classification_report`); the Keras-style objects in :mod:`.objects`.
+:mod:`.rates` (confusion-matrix metrics), :mod:`.ranking` (ROC, AUC, per-label AUC, operating
+points), :mod:`.confidence` (:func:`auc_with_ci`: the AUC and its CI, or why not), :mod:`.ordinal`
+(grades) and :mod:`.summary` (:func:`classification_report`); the Keras-style objects in
+:mod:`.objects`.
 Everything is importable from ``tinycnn.metrics``.
 
 Conventions (used by every function here)
@@ -29,6 +32,7 @@ Undefined rates
     negatives (a reported summary shows NaN), because 0.5 or 0.0 there would be a made-up number.
 """
 
+from .confidence import MIN_CASES_FOR_CI, auc_with_ci
 from .objects import (
     AUC,
     Accuracy,
@@ -41,7 +45,15 @@ from .objects import (
     Specificity,
     get,
 )
-from .ranking import bootstrap_auc_ci, roc_auc, roc_curve, threshold_for_sensitivity
+from .ordinal import cohen_kappa, mean_absolute_error, quadratic_weighted_kappa
+from .ranking import (
+    bootstrap_auc_ci,
+    per_label_auc,
+    roc_auc,
+    roc_curve,
+    threshold_for_sensitivity,
+    threshold_youden,
+)
 from .rates import (
     accuracy,
     confusion_matrix,
@@ -58,6 +70,7 @@ from .summary import classification_report
 __all__ = [
     "confusion_matrix", "accuracy", "precision", "recall", "sensitivity", "specificity", "f1_score",
     "negative_predictive_value", "one_vs_rest_rates", "roc_curve", "roc_auc", "threshold_for_sensitivity",
-    "bootstrap_auc_ci", "classification_report", "Metric", "Accuracy", "Precision", "Recall", "Sensitivity",
-    "Specificity", "F1Score", "AUC", "FunctionMetric", "get",
+    "threshold_youden", "bootstrap_auc_ci", "per_label_auc", "auc_with_ci", "MIN_CASES_FOR_CI", "cohen_kappa",
+    "quadratic_weighted_kappa", "mean_absolute_error", "classification_report", "Metric", "Accuracy",
+    "Precision", "Recall", "Sensitivity", "Specificity", "F1Score", "AUC", "FunctionMetric", "get",
 ]

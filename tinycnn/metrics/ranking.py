@@ -1,5 +1,6 @@
-"""Ranking metrics of scores: the ROC curve, AUC (with a bootstrap confidence interval) and the
-threshold that reaches a sensitivity. Conventions: :mod:`tinycnn.metrics`."""
+"""Ranking metrics of scores: the ROC curve, AUC (with a bootstrap confidence interval; per label
+for multi-label tasks) and operating points (the threshold reaching a sensitivity; Youden's J).
+Conventions: :mod:`tinycnn.metrics`."""
 
 import numpy as np
 from scipy.stats import rankdata
@@ -128,6 +129,59 @@ def threshold_for_sensitivity(y_true, y_score, target=0.95):
     while m < P and m / P < target:
         m += 1
     return float(pos_scores[m - 1])
+
+
+def threshold_youden(y_true, y_score):
+    """The threshold t whose rule ``score >= t`` maximises Youden's J = sensitivity + specificity - 1.
+
+    J is evaluated at every distinct score (the points of :func:`roc_curve`); of equally good
+    thresholds the highest is taken (fewest cases called positive).
+
+    Parameters
+    ----------
+    y_true : array_like, (N,) or (N, 1)
+        0/1 labels with at least one of each.
+    y_score : array_like, (N,) or (N, 1)
+        Scores.
+
+    Returns
+    -------
+    float
+    """
+    y, s = _binary(y_true, y_score, "threshold_youden")
+    P, N = int(y.sum()), int(y.size - y.sum())
+    fpr, tpr, thresholds = roc_curve(y, s)
+    # J * P * N = TP * N - FP * P, in integers, so that equal J compare equal (in float, 1 - 1/3 > 2/3);
+    # point 0 (threshold inf) calls no case positive and is never an operating point
+    j = np.rint(tpr[1:] * P).astype(np.int64) * N - np.rint(fpr[1:] * N).astype(np.int64) * P
+    return float(thresholds[1:][int(np.argmax(j))])
+
+
+def per_label_auc(y_true, y_score):
+    """ROC-AUC of each label of a multi-label task, NaN where a label lacks positives or negatives.
+
+    Parameters
+    ----------
+    y_true : array_like, (N, L)
+        0/1 per label.
+    y_score : array_like, (N, L)
+        The score of each label.
+
+    Returns
+    -------
+    ndarray (L,)
+        MedMNIST's multi-label AUC is the mean of these (:func:`numpy.nanmean` leaves the
+        undefined ones out).
+    """
+    y, s = np.asarray(y_true), np.asarray(y_score)
+    if y.ndim != 2 or s.shape != y.shape:
+        raise ShapeError(f"per_label_auc needs y_true and y_score of one shape (N, L), got {y.shape} and {s.shape}")
+    out = np.full(y.shape[1], np.nan)
+    for k in range(y.shape[1]):
+        yk, sk = prepare(y[:, k], s[:, k])
+        if 0 < yk.sum() < yk.size:
+            out[k] = rank_auc(yk == 1, sk[:, 0])
+    return out
 
 
 def _resampled_auc(counts, pos, s):
