@@ -1,0 +1,385 @@
+"""Register-blocked direct convolution for the ``cpu`` backend (float32, stride 1, NHWC).
+
+Why not im2col + GEMM: on this backend's target machines (AVX-512), a Numba tile that keeps
+outputs in vector registers (:mod:`._cpu_simd`) runs at 170-190 GFLOP/s per core, while
+OpenBLAS runs its 8-lane (AVX2) SGEMM at 100-120; and the direct form reads the image in place,
+so there is no im2col (9x the input written and read again) and no col2im. Every thread takes
+whole blocks of output pixels (forward, input gradient) or whole images (weight gradient): one
+parallel region per kernel, no BLAS threads.
+
+The tile
+--------
+``acc[r, v] = sum_t a[offs[r] + t_a] * b[bo + 16 v + t_b]`` for 6 (or 12) *streams* r of ``a``
+and 4 (or 2, 1) 16-lane vectors v of ``b``, over a reduction of up to three nested loops with
+their own strides (``t_a``/``t_b`` advance by (a2, b2), (a1, b1), (a0, b0)). Each reduction step
+is one broadcast of ``a`` per stream, one load of ``b`` per vector and ``r * v`` FMAs, with the
+24 accumulators in registers. The three kernels are three ways of indexing it (NHWC, weights
+``w[p, q, c, f]`` flat as ``(KH*KW*C, F)``, ``x`` already padded so the convolution is 'valid'):
+
+* forward: streams = 12 consecutive output pixels (``offs`` = start of each window), vectors =
+  output channels, reduction = window rows p (stride ``Wp*C``) x the row's ``KW*C`` contiguous
+  values (``q*C + c``; weights advance by ``F``).
+* input gradient = the forward pass of ``dz`` (zero-padded by ``KH-1-pt`` ...) with the weights
+  rotated by 180 degrees and transposed to ``(KH, KW, F, C)``.
+* weight gradient: streams = 12 consecutive ``q*C + c`` of one window row p, vectors = output
+  channels, reduction = the output pixels of a block of rows (x advances by ``C``, dz by ``F``).
+
+Errors: every output is one sum of K = KH*KW*C (forward), KH*KW*F (input gradient) or OH*OW
+per image (weight gradient; images then summed in float64) products accumulated with
+single-rounding FMAs in a fixed order: the float32 error is at most about ``K * 2**-24 *
+sum |terms|`` (typically ``sqrt(K)`` times that unit), the same bound as a GEMM's. The order
+depends only on the shapes (and, for the weight gradient, on the thread count, through the
+image blocks), so repeated runs give identical bits.
+"""
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+from . import _cpu_memory as mem
+from ._cpu_act import act_grad, act_value
+from ._cpu_simd import AVX512, vadd, vbroadcast, vfma, vload, vstore, vzero
+
+#: the rule (measured, see benchmarks/RESULTS.md): the direct kernels replace im2col + GEMM
+#: for float32 stride-1 convolutions whose channel counts are multiples of 16 (full vectors),
+#: on CPUs with AVX-512; set False to force im2col + GEMM (tests compare the two)
+ENABLED = AVX512
+#: output pixels per forward tile (two 6-stream tiles, or one 12-stream tile)
+PIX = 12
+#: pixels of output rows per weight-gradient block: dz and x of a block stay in L1/L2
+DW_BLOCK_PIXELS = 512
+
+
+# --------------------------------------------------------------------------- tiles
+@njit(cache=True)
+def _tile6x4(a, offs, s0, nr, b, bo, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, os, add):
+    """6 streams (``offs[s0:s0+6]``) x 64 channels; rows r < nr are stored (added when ``add``)."""
+    o0, o1, o2, o3, o4, o5 = offs[s0], offs[s0 + 1], offs[s0 + 2], offs[s0 + 3], offs[s0 + 4], offs[s0 + 5]
+    c00 = vzero(); c01 = vzero(); c02 = vzero(); c03 = vzero()  # noqa: E702
+    c10 = vzero(); c11 = vzero(); c12 = vzero(); c13 = vzero()  # noqa: E702
+    c20 = vzero(); c21 = vzero(); c22 = vzero(); c23 = vzero()  # noqa: E702
+    c30 = vzero(); c31 = vzero(); c32 = vzero(); c33 = vzero()  # noqa: E702
+    c40 = vzero(); c41 = vzero(); c42 = vzero(); c43 = vzero()  # noqa: E702
+    c50 = vzero(); c51 = vzero(); c52 = vzero(); c53 = vzero()  # noqa: E702
+    for t2 in range(n2):
+        for t1 in range(n1):
+            ta = t2 * a2 + t1 * a1
+            tb = bo + t2 * b2 + t1 * b1
+            for _ in range(n0):
+                w0 = vload(b, tb); w1 = vload(b, tb + 16); w2 = vload(b, tb + 32); w3 = vload(b, tb + 48)  # noqa: E702
+                x = vbroadcast(a, o0 + ta)
+                c00 = vfma(x, w0, c00); c01 = vfma(x, w1, c01); c02 = vfma(x, w2, c02); c03 = vfma(x, w3, c03)  # noqa: E702
+                x = vbroadcast(a, o1 + ta)
+                c10 = vfma(x, w0, c10); c11 = vfma(x, w1, c11); c12 = vfma(x, w2, c12); c13 = vfma(x, w3, c13)  # noqa: E702
+                x = vbroadcast(a, o2 + ta)
+                c20 = vfma(x, w0, c20); c21 = vfma(x, w1, c21); c22 = vfma(x, w2, c22); c23 = vfma(x, w3, c23)  # noqa: E702
+                x = vbroadcast(a, o3 + ta)
+                c30 = vfma(x, w0, c30); c31 = vfma(x, w1, c31); c32 = vfma(x, w2, c32); c33 = vfma(x, w3, c33)  # noqa: E702
+                x = vbroadcast(a, o4 + ta)
+                c40 = vfma(x, w0, c40); c41 = vfma(x, w1, c41); c42 = vfma(x, w2, c42); c43 = vfma(x, w3, c43)  # noqa: E702
+                x = vbroadcast(a, o5 + ta)
+                c50 = vfma(x, w0, c50); c51 = vfma(x, w1, c51); c52 = vfma(x, w2, c52); c53 = vfma(x, w3, c53)  # noqa: E702
+                ta += a0
+                tb += b0
+    _put4(out, oo, add, c00, c01, c02, c03)
+    if nr > 1:
+        _put4(out, oo + os, add, c10, c11, c12, c13)
+    if nr > 2:
+        _put4(out, oo + 2 * os, add, c20, c21, c22, c23)
+    if nr > 3:
+        _put4(out, oo + 3 * os, add, c30, c31, c32, c33)
+    if nr > 4:
+        _put4(out, oo + 4 * os, add, c40, c41, c42, c43)
+    if nr > 5:
+        _put4(out, oo + 5 * os, add, c50, c51, c52, c53)
+
+
+@njit(cache=True)
+def _tile12x2(a, offs, nr, b, bo, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, os, add):
+    """12 streams x 32 channels (the same contract as :func:`_tile6x4`)."""
+    o0, o1, o2, o3, o4, o5 = offs[0], offs[1], offs[2], offs[3], offs[4], offs[5]
+    o6, o7, o8, o9, o10, o11 = offs[6], offs[7], offs[8], offs[9], offs[10], offs[11]
+    c00 = vzero(); c01 = vzero(); c10 = vzero(); c11 = vzero(); c20 = vzero(); c21 = vzero()  # noqa: E702
+    c30 = vzero(); c31 = vzero(); c40 = vzero(); c41 = vzero(); c50 = vzero(); c51 = vzero()  # noqa: E702
+    c60 = vzero(); c61 = vzero(); c70 = vzero(); c71 = vzero(); c80 = vzero(); c81 = vzero()  # noqa: E702
+    c90 = vzero(); c91 = vzero(); ca0 = vzero(); ca1 = vzero(); cb0 = vzero(); cb1 = vzero()  # noqa: E702
+    for t2 in range(n2):
+        for t1 in range(n1):
+            ta = t2 * a2 + t1 * a1
+            tb = bo + t2 * b2 + t1 * b1
+            for _ in range(n0):
+                w0 = vload(b, tb); w1 = vload(b, tb + 16)  # noqa: E702
+                x = vbroadcast(a, o0 + ta); c00 = vfma(x, w0, c00); c01 = vfma(x, w1, c01)  # noqa: E702
+                x = vbroadcast(a, o1 + ta); c10 = vfma(x, w0, c10); c11 = vfma(x, w1, c11)  # noqa: E702
+                x = vbroadcast(a, o2 + ta); c20 = vfma(x, w0, c20); c21 = vfma(x, w1, c21)  # noqa: E702
+                x = vbroadcast(a, o3 + ta); c30 = vfma(x, w0, c30); c31 = vfma(x, w1, c31)  # noqa: E702
+                x = vbroadcast(a, o4 + ta); c40 = vfma(x, w0, c40); c41 = vfma(x, w1, c41)  # noqa: E702
+                x = vbroadcast(a, o5 + ta); c50 = vfma(x, w0, c50); c51 = vfma(x, w1, c51)  # noqa: E702
+                x = vbroadcast(a, o6 + ta); c60 = vfma(x, w0, c60); c61 = vfma(x, w1, c61)  # noqa: E702
+                x = vbroadcast(a, o7 + ta); c70 = vfma(x, w0, c70); c71 = vfma(x, w1, c71)  # noqa: E702
+                x = vbroadcast(a, o8 + ta); c80 = vfma(x, w0, c80); c81 = vfma(x, w1, c81)  # noqa: E702
+                x = vbroadcast(a, o9 + ta); c90 = vfma(x, w0, c90); c91 = vfma(x, w1, c91)  # noqa: E702
+                x = vbroadcast(a, o10 + ta); ca0 = vfma(x, w0, ca0); ca1 = vfma(x, w1, ca1)  # noqa: E702
+                x = vbroadcast(a, o11 + ta); cb0 = vfma(x, w0, cb0); cb1 = vfma(x, w1, cb1)  # noqa: E702
+                ta += a0
+                tb += b0
+    _put2(out, oo, add, c00, c01)
+    if nr > 1:
+        _put2(out, oo + os, add, c10, c11)
+    if nr > 2:
+        _put2(out, oo + 2 * os, add, c20, c21)
+    if nr > 3:
+        _put2(out, oo + 3 * os, add, c30, c31)
+    if nr > 4:
+        _put2(out, oo + 4 * os, add, c40, c41)
+    if nr > 5:
+        _put2(out, oo + 5 * os, add, c50, c51)
+    if nr > 6:
+        _put2(out, oo + 6 * os, add, c60, c61)
+    if nr > 7:
+        _put2(out, oo + 7 * os, add, c70, c71)
+    if nr > 8:
+        _put2(out, oo + 8 * os, add, c80, c81)
+    if nr > 9:
+        _put2(out, oo + 9 * os, add, c90, c91)
+    if nr > 10:
+        _put2(out, oo + 10 * os, add, ca0, ca1)
+    if nr > 11:
+        _put2(out, oo + 11 * os, add, cb0, cb1)
+
+
+@njit(cache=True)
+def _tile12x1(a, offs, nr, b, bo, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, os, add):
+    """12 streams x 16 channels (the same contract as :func:`_tile6x4`)."""
+    o0, o1, o2, o3, o4, o5 = offs[0], offs[1], offs[2], offs[3], offs[4], offs[5]
+    o6, o7, o8, o9, o10, o11 = offs[6], offs[7], offs[8], offs[9], offs[10], offs[11]
+    c0 = vzero(); c1 = vzero(); c2 = vzero(); c3 = vzero(); c4 = vzero(); c5 = vzero()  # noqa: E702
+    c6 = vzero(); c7 = vzero(); c8 = vzero(); c9 = vzero(); ca = vzero(); cb = vzero()  # noqa: E702
+    for t2 in range(n2):
+        for t1 in range(n1):
+            ta = t2 * a2 + t1 * a1
+            tb = bo + t2 * b2 + t1 * b1
+            for _ in range(n0):
+                w0 = vload(b, tb)
+                c0 = vfma(vbroadcast(a, o0 + ta), w0, c0); c1 = vfma(vbroadcast(a, o1 + ta), w0, c1)  # noqa: E702
+                c2 = vfma(vbroadcast(a, o2 + ta), w0, c2); c3 = vfma(vbroadcast(a, o3 + ta), w0, c3)  # noqa: E702
+                c4 = vfma(vbroadcast(a, o4 + ta), w0, c4); c5 = vfma(vbroadcast(a, o5 + ta), w0, c5)  # noqa: E702
+                c6 = vfma(vbroadcast(a, o6 + ta), w0, c6); c7 = vfma(vbroadcast(a, o7 + ta), w0, c7)  # noqa: E702
+                c8 = vfma(vbroadcast(a, o8 + ta), w0, c8); c9 = vfma(vbroadcast(a, o9 + ta), w0, c9)  # noqa: E702
+                ca = vfma(vbroadcast(a, o10 + ta), w0, ca); cb = vfma(vbroadcast(a, o11 + ta), w0, cb)  # noqa: E702
+                ta += a0
+                tb += b0
+    _put1(out, oo, add, c0)
+    if nr > 1:
+        _put1(out, oo + os, add, c1)
+    if nr > 2:
+        _put1(out, oo + 2 * os, add, c2)
+    if nr > 3:
+        _put1(out, oo + 3 * os, add, c3)
+    if nr > 4:
+        _put1(out, oo + 4 * os, add, c4)
+    if nr > 5:
+        _put1(out, oo + 5 * os, add, c5)
+    if nr > 6:
+        _put1(out, oo + 6 * os, add, c6)
+    if nr > 7:
+        _put1(out, oo + 7 * os, add, c7)
+    if nr > 8:
+        _put1(out, oo + 8 * os, add, c8)
+    if nr > 9:
+        _put1(out, oo + 9 * os, add, c9)
+    if nr > 10:
+        _put1(out, oo + 10 * os, add, ca)
+    if nr > 11:
+        _put1(out, oo + 11 * os, add, cb)
+
+
+@njit(cache=True)
+def _put1(out, o, add, c):
+    vstore(out, o, vadd(vload(out, o), c) if add else c)
+
+
+@njit(cache=True)
+def _put2(out, o, add, c0, c1):
+    _put1(out, o, add, c0)
+    _put1(out, o + 16, add, c1)
+
+
+@njit(cache=True)
+def _put4(out, o, add, c0, c1, c2, c3):
+    _put2(out, o, add, c0, c1)
+    _put2(out, o + 32, add, c2, c3)
+
+
+@njit(cache=True)
+def _tiles(a, offs, nr, b, bo, G, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, os, add):
+    """Every channel group of G (a multiple of 16) for 12 streams: 64 at a time (two 6-stream
+    tiles), then 32, then 16; ``b``'s vectors start at ``b[bo]`` (channel 0 of a row of G)."""
+    g = 0
+    while g + 64 <= G:
+        _tile6x4(a, offs, 0, min(nr, 6), b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g, os, add)
+        if nr > 6:
+            _tile6x4(a, offs, 6, nr - 6, b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g + 6 * os,
+                     os, add)
+        g += 64
+    if g + 32 <= G:
+        _tile12x2(a, offs, nr, b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g, os, add)
+        g += 32
+    if g < G:
+        _tile12x1(a, offs, nr, b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g, os, add)
+
+
+# --------------------------------------------------------------------------- kernels
+@njit(parallel=True, cache=True)
+def _conv_kernel(xp, wf, KH, KW, b, act, alpha, nblk, y):
+    """'valid' stride-1 convolution of the padded batch xp (N, Hp, Wp, C) with wf (KH*KW*C*G,)
+    into y (N, OH, OW, G), then ``y = act(y + b)``; blocks of PIX output pixels per thread."""
+    N, Hp, Wp, C = xp.shape
+    _, OH, OW, G = y.shape
+    P = N * OH * OW
+    ntile = (P + PIX - 1) // PIX
+    xf = xp.reshape(-1)
+    yf = y.reshape(-1)
+    y2 = y.reshape(P, G)
+    for blk in prange(nblk):
+        offs = np.empty(PIX, np.intp)
+        for t in range(blk * ntile // nblk, (blk + 1) * ntile // nblk):
+            p0 = t * PIX
+            nr = min(PIX, P - p0)
+            for r in range(PIX):
+                pix = p0 + (r if r < nr else 0)  # streams past the end repeat pixel p0, unstored
+                n = pix // (OH * OW)
+                i = (pix - n * OH * OW) // OW
+                j = pix - n * OH * OW - i * OW
+                offs[r] = ((n * Hp + i) * Wp + j) * C
+            _tiles(xf, offs, nr, wf, 0, G, 1, 0, 0, KH, Wp * C, KW * C * G, KW * C, 1, G, yf, p0 * G, G, False)
+            for r in range(nr):
+                row = y2[p0 + r]
+                for f in range(G):
+                    row[f] = act_value(row[f] + b[f], act, alpha)
+
+
+@njit(parallel=True, cache=True)
+def _dz_kernel(dy, y, act, top, left, dzp, part):
+    """dzp[n, top + i, left + j] = dy * act'(y) (borders zero); part (N, F) += the bias gradient
+    of each image (its column sums of dz, summed in float64)."""
+    N, OH, OW, F = dy.shape
+    _, Hz, Wz, _ = dzp.shape
+    for n in prange(N):
+        acc = np.zeros(F)
+        for h in range(Hz):
+            i = h - top
+            dst = dzp[n, h]
+            if i < 0 or i >= OH:
+                dst[:, :] = 0
+                continue
+            for v in range(Wz):
+                j = v - left
+                if j < 0 or j >= OW:
+                    dst[v, :] = 0
+                    continue
+                for f in range(F):
+                    g = act_grad(dy[n, i, j, f], y[n, i, j, f], act)
+                    dst[v, f] = g
+                    acc[f] += g
+        part[n] = acc
+
+
+@njit(parallel=True, cache=True)
+def _dw_kernel(xp, dzp, top, left, KH, KW, nbi, part):
+    """part (nbi, KH*KW*C, F) += the weight gradient of image block b (images
+    ``b*N//nbi .. (b+1)*N//nbi``), one work item per (block, window row p)."""
+    N, Hp, Wp, C = xp.shape
+    _, Hz, Wz, F = dzp.shape
+    OH, OW = Hp - KH + 1, Wp - KW + 1
+    U = KW * C
+    rows = max(1, DW_BLOCK_PIXELS // OW)
+    xf = xp.reshape(-1)
+    zf = dzp.reshape(-1)
+    for item in prange(nbi * KH):
+        blk = item // KH
+        p = item - blk * KH
+        out = part[blk].reshape(-1)
+        offs = np.empty(PIX, np.intp)
+        for n in range(blk * N // nbi, (blk + 1) * N // nbi):
+            for i0 in range(0, OH, rows):
+                nrow = min(rows, OH - i0)
+                for u0 in range(0, U, PIX):
+                    nr = min(PIX, U - u0)
+                    for r in range(PIX):
+                        offs[r] = ((n * Hp + i0 + p) * Wp) * C + u0 + (r if r < nr else 0)
+                    zo = ((n * Hz + top + i0) * Wz + left) * F
+                    _tiles(xf, offs, nr, zf, zo, F, 1, 0, 0, nrow, Wp * C, Wz * F, OW, C, F,
+                           out, (p * U + u0) * F, F, True)
+
+
+@njit(parallel=True, cache=True)
+def _pad_kernel(x, top, left, xp):
+    """xp[n, top + h, left + v] = x[n, h, v]; the border is zero."""
+    N, H, W, C = x.shape
+    _, Hp, Wp, _ = xp.shape
+    for t in prange(N * Hp):
+        n = t // Hp
+        h = t - n * Hp - top
+        dst = xp[n, t - n * Hp]
+        if h < 0 or h >= H:
+            dst[:, :] = 0
+            continue
+        dst[:left, :] = 0
+        dst[left:left + W, :] = x[n, h]
+        dst[left + W:, :] = 0
+
+
+# --------------------------------------------------------------------------- launchers
+def eligible(dtype, stride, C, F):
+    """Whether a convolution takes the direct path (the rule is a function of the shapes only,
+    so a model always takes the same path on the same machine: results are reproducible)."""
+    return (ENABLED and dtype == np.float32 and tuple(stride) == (1, 1) and C % 16 == 0
+            and F % 16 == 0)
+
+
+def _blocks(P):
+    """Forward/input-gradient work blocks: a few per thread, at least one tile each."""
+    return max(1, min(8 * get_num_threads(), -(-P // PIX)))
+
+
+def pad(x, pads):
+    """x zero-padded by (pt, pb, pl, pr) into a workspace, or x itself when nothing is padded."""
+    pt, pb, pl, pr = pads
+    if not (pt or pb or pl or pr):
+        return x
+    N, H, W, C = x.shape
+    xp = mem.workspace("direct_xpad", (N, H + pt + pb, W + pl + pr, C), x.dtype)
+    _pad_kernel(x, pt, pl, xp)
+    return xp
+
+
+def forward(x, w, b, pads, act, alpha, y):
+    """y = act(conv(x, w) + b), stride 1; y (N, OH, OW, F) float32, written in place."""
+    KH, KW, _, F = w.shape
+    xp = pad(x, pads)
+    _conv_kernel(xp, w.reshape(-1), KH, KW, b, act, alpha, _blocks(y.shape[0] * y.shape[1] * y.shape[2]), y)
+
+
+def backward(x, w, y, dy, pads, act, need_dx, dw, dx):
+    """Fill dw (KH, KW, C, F) and, when ``need_dx``, dx (N, H, W, C); return db (F,) float64."""
+    N, H, W, C = x.shape
+    KH, KW, _, F = w.shape
+    _, OH, OW, _ = y.shape
+    pt, pb, pl, pr = pads
+    # dz, zero-padded so that the input gradient is a 'valid' convolution (KH-1-pt rows on top)
+    top, left = (KH - 1 - pt, KW - 1 - pl) if need_dx else (0, 0)
+    bottom = H + KH - 1 - top - OH if need_dx else 0
+    right = W + KW - 1 - left - OW if need_dx else 0
+    dzp = mem.workspace("direct_dz", (N, OH + top + bottom, OW + left + right, F), np.float32)
+    dbp = np.empty((N, F))
+    _dz_kernel(dy, y, act, top, left, dzp, dbp)
+    xp = pad(x, pads)
+    nbi = max(1, min(N, get_num_threads()))
+    part = np.zeros((nbi, KH * KW * C, F), np.float32)
+    _dw_kernel(xp, dzp, top, left, KH, KW, nbi, part)
+    dw.reshape(-1, F)[...] = part.sum(axis=0, dtype=np.float64)
+    if need_dx:
+        wrot = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))  # (KH, KW, F, C)
+        zero = np.zeros(C, np.float32)
+        _conv_kernel(dzp, wrot.reshape(-1), KH, KW, zero, 0, np.float32(0), _blocks(N * H * W), dx)
+    return dbp.sum(axis=0)
