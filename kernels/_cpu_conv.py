@@ -3,9 +3,10 @@
 Three paths, chosen from the shapes (formulas: :func:`tinycnn.kernels.reference.conv2d_forward`):
 
 * **Register-blocked direct path** (:mod:`._cpu_direct`) for float32 stride-1 convolutions
-  with channel counts that are multiples of 16, on AVX-512 CPUs (:func:`._cpu_direct.eligible`):
-  no im2col, no BLAS, about 1.5x the GEMM's arithmetic rate. The two paths below serve the
-  rest (float64, strides, odd channel counts, machines without AVX-512).
+  with F a multiple of 16 (and C too, when the input gradient is needed), on AVX-512 CPUs
+  (:func:`._cpu_direct.eligible`): no im2col, no BLAS, about 1.5x the GEMM's arithmetic rate.
+  The two paths below serve the rest (float64, strides, other channel counts, machines without
+  AVX-512); forward and backward choose independently (both read the same ``ctx``).
 
 * **GEMM path** (the general case): the batch goes through im2col in chunks of whole images,
   each chunk into one reused workspace of at most :data:`._cpu_memory.WORKSPACE_LIMIT` bytes:
@@ -318,7 +319,7 @@ def conv2d_forward(x, w, b, stride, padding, activation="linear"):
     w2 = w.reshape(K, F)
     y = mem.take((N, OH, OW, F), dt)
     y2d = y.reshape(N * OH * OW, F)
-    if K > DIRECT_MAX_K and direct.eligible(dt, (sh, sw), C, F):
+    if direct.eligible(dt, (sh, sw), C, F, need_dx=False):
         direct.forward(x, w, bb, pads, act, dt.type(0), y)
     elif K <= DIRECT_MAX_K:
         nb = min(4 * get_num_threads(), max(N * OH, 1))
@@ -350,7 +351,7 @@ def conv2d_backward(dy, ctx, need_dx=True):
     dw = mem.take(w.shape, dt)
     dw2 = dw.reshape(K, F)
     dx = mem.take(x.shape, dt) if need_dx else None
-    if K > DIRECT_MAX_K and direct.eligible(dt, (sh, sw), C, F):
+    if direct.eligible(dt, (sh, sw), C, F, need_dx):
         db_sum = direct.backward(x, w, y, dy, (pt, pb, pl, pr), act, need_dx, dw, dx)
     elif K <= DIRECT_MAX_K:
         part = np.zeros((min(_blocks(N * OH * OW), max(N * OH, 1)), K + 1, F), dt)

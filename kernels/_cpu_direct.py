@@ -287,29 +287,35 @@ def _dz_kernel(dy, y, act, top, left, dzp, part):
 @njit(parallel=True, cache=True)
 def _dw_kernel(xp, dzp, top, left, KH, KW, nbi, part):
     """part (nbi, KH*KW*C, F) += the weight gradient of image block b (images
-    ``b*N//nbi .. (b+1)*N//nbi``), one work item per (block, window row p)."""
+    ``b*N//nbi .. (b+1)*N//nbi``); one work item per (block, 12 consecutive rows k of dw)."""
     N, Hp, Wp, C = xp.shape
     _, Hz, Wz, F = dzp.shape
     OH, OW = Hp - KH + 1, Wp - KW + 1
     U = KW * C
+    K = KH * U
+    nkb = (K + PIX - 1) // PIX
     rows = max(1, DW_BLOCK_PIXELS // OW)
     xf = xp.reshape(-1)
     zf = dzp.reshape(-1)
-    for item in prange(nbi * KH):
-        blk = item // KH
-        p = item - blk * KH
+    for item in prange(nbi * nkb):
+        blk = item // nkb
+        k0 = (item - blk * nkb) * PIX
+        nr = min(PIX, K - k0)
         out = part[blk].reshape(-1)
+        tap = np.empty(PIX, np.intp)  # offset of dw row k = p*U + u in an image: p*Wp*C + u
         offs = np.empty(PIX, np.intp)
+        for r in range(PIX):
+            k = k0 + (r if r < nr else 0)
+            p = k // U
+            tap[r] = p * Wp * C + k - p * U
         for n in range(blk * N // nbi, (blk + 1) * N // nbi):
             for i0 in range(0, OH, rows):
-                nrow = min(rows, OH - i0)
-                for u0 in range(0, U, PIX):
-                    nr = min(PIX, U - u0)
-                    for r in range(PIX):
-                        offs[r] = ((n * Hp + i0 + p) * Wp) * C + u0 + (r if r < nr else 0)
-                    zo = ((n * Hz + top + i0) * Wz + left) * F
-                    _tiles(xf, offs, nr, zf, zo, F, 1, 0, 0, nrow, Wp * C, Wz * F, OW, C, F,
-                           out, (p * U + u0) * F, F, True)
+                base = (n * Hp + i0) * Wp * C
+                for r in range(PIX):
+                    offs[r] = base + tap[r]
+                zo = ((n * Hz + top + i0) * Wz + left) * F
+                _tiles(xf, offs, nr, zf, zo, F, 1, 0, 0, min(rows, OH - i0), Wp * C, Wz * F, OW, C, F,
+                       out, k0 * F, F, True)
 
 
 @njit(parallel=True, cache=True)
@@ -330,11 +336,12 @@ def _pad_kernel(x, top, left, xp):
 
 
 # --------------------------------------------------------------------------- launchers
-def eligible(dtype, stride, C, F):
-    """Whether a convolution takes the direct path (the rule is a function of the shapes only,
-    so a model always takes the same path on the same machine: results are reproducible)."""
-    return (ENABLED and dtype == np.float32 and tuple(stride) == (1, 1) and C % 16 == 0
-            and F % 16 == 0)
+def eligible(dtype, stride, C, F, need_dx=True):
+    """Whether a convolution (forward and weight gradient; input gradient too when ``need_dx``)
+    takes the direct path. The rule is a function of the shapes only, so a model always takes
+    the same path on the same machine, and its results are reproducible."""
+    return (ENABLED and dtype == np.float32 and tuple(stride) == (1, 1) and F % 16 == 0
+            and (C % 16 == 0 or not need_dx))
 
 
 def _blocks(P):
