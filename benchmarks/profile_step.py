@@ -152,6 +152,20 @@ def main(argv=None):
         names.append(label)
         layer.forward = timers.wrap_section(f"{label} fwd", layer.forward)
         layer.backward = timers.wrap_section(f"{label} bwd", layer.backward)
+    # fused steps (tinycnn.layers.fused) are made afresh by each pass: wrap their class, labelled
+    # by the convolution they start with
+    from tinycnn.layers import fused
+
+    index = {id(layer): i for i, layer in enumerate(model.layers)}
+    plain_fwd, plain_bwd = fused.ConvPool.forward, fused.ConvPool.backward
+
+    def fwd(step, *a, **k):
+        return timers.wrap_section(f"{index[id(step.conv)]}-ConvPool fwd", plain_fwd)(step, *a, **k)
+
+    def bwd(step, *a, **k):
+        return timers.wrap_section(f"{index[id(step.conv)]}-ConvPool bwd", plain_bwd)(step, *a, **k)
+
+    fused.ConvPool.forward, fused.ConvPool.backward = fwd, bwd
     if not args.predict:
         model.optimizer.apply = timers.wrap_section("optimizer", model.optimizer.apply)
         model._loss = timers.wrap_section("loss", model._loss)
@@ -162,6 +176,7 @@ def main(argv=None):
         wrapped.append(time.perf_counter() - t0)
     for mod, attr, obj in undo:
         setattr(mod, attr, obj)
+    fused.ConvPool.forward, fused.ConvPool.backward = plain_fwd, plain_bwd
 
     n = args.steps
     step_s = sorted(wrapped)[n // 2]
@@ -171,6 +186,7 @@ def main(argv=None):
           f"threads {os.environ.get('NUMBA_NUM_THREADS', 'all')}, load average {os.getloadavg()[0]:.1f}")
     print(f"{what}: median {plain_s * 1e3:.2f} ms unwrapped ({sm.BATCH / plain_s:.0f} img/s), "
           f"{step_s * 1e3:.2f} ms with timers (mean per step below, ms)")
+    names = [nm for i, nm in enumerate(names) for nm in (nm, f"{i}-ConvPool")]
     sections = [f"{nm} fwd" for nm in names] + [f"{nm} bwd" for nm in reversed(names)]
     sections += [] if args.predict else ["loss", "optimizer"]
     rows, tot_sec, tot_in = [], 0.0, 0.0

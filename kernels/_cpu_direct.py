@@ -214,11 +214,13 @@ def _put4(out, o, add, c0, c1, c2, c3):
 def _tiles(a, offs, nr, b, bo, G, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, os, add):
     """Every channel group of G (a multiple of 16) for 12 streams: 64 at a time (two 6-stream
     tiles), then 32, then 16; ``b``'s vectors start at ``b[bo]`` (channel 0 of a row of G)."""
-    g = 0
+    # every count and flag passed on is a typed variable, never a literal constant: Numba would
+    # compile one specialisation of a tile per literal value (measured: 2x the compile time)
+    g, s0, s6 = np.intp(0), np.intp(0), np.intp(6)
     while g + 64 <= G:
-        _tile6x4(a, offs, 0, min(nr, 6), b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g, os, add)
+        _tile6x4(a, offs, s0, min(nr, s6), b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g, os, add)
         if nr > 6:
-            _tile6x4(a, offs, 6, nr - 6, b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g + 6 * os,
+            _tile6x4(a, offs, s6, nr - s6, b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g + s6 * os,
                      os, add)
         g += 64
     if g + 32 <= G:
@@ -229,65 +231,75 @@ def _tiles(a, offs, nr, b, bo, G, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, o
 
 
 # --------------------------------------------------------------------------- kernels
-@njit(parallel=True, cache=True)
-def _conv_kernel(xp, wf, KH, KW, b, act, alpha, nblk, y):
-    """'valid' stride-1 convolution of the padded batch xp (N, Hp, Wp, C) with wf (KH*KW*C*G,)
-    into y (N, OH, OW, G), then ``y = act(y + b)``; blocks of PIX output pixels per thread."""
+# Each parallel kernel is a bare prange loop over work items that calls a serial worker: Numba's
+# parallel lowering then analyses a one-line body (measured: half the compile time of the same
+# loops written inside the prange). The item index is passed as np.intp: the parallel loop's own
+# index is unsigned in the compiled loop, and a second type would compile the worker twice.
+
+@njit(cache=True)
+def _conv_block(xp, wf, KH, KW, b, act, alpha, blk, nblk, y):
     N, Hp, Wp, C = xp.shape
     _, OH, OW, G = y.shape
     P = N * OH * OW
     ntile = (P + PIX - 1) // PIX
     xf = xp.reshape(-1)
     yf = y.reshape(-1)
-    y2 = y.reshape(P, G)
+    zero, one = np.intp(0), np.intp(1)  # typed variables, not literals: see _tiles
+    offs = np.empty(PIX, np.intp)
+    for t in range(blk * ntile // nblk, (blk + 1) * ntile // nblk):
+        p0 = t * PIX
+        nr = min(PIX, P - p0)
+        for r in range(PIX):
+            pix = p0 + (r if r < nr else 0)  # streams past the end repeat pixel p0, unstored
+            n = pix // (OH * OW)
+            i = (pix - n * OH * OW) // OW
+            j = pix - n * OH * OW - i * OW
+            offs[r] = ((n * Hp + i) * Wp + j) * C
+        _tiles(xf, offs, nr, wf, zero, G, one, zero, zero, KH, Wp * C, KW * C * G, KW * C, one, G, yf, p0 * G,
+               G, np.bool_(False))
+        for e in range(p0 * G, (p0 + nr) * G, G):
+            for f in range(G):
+                yf[e + f] = act_value(yf[e + f] + b[f], act, alpha)
+
+
+@njit(parallel=True, cache=True)
+def _conv_kernel(xp, wf, KH, KW, b, act, alpha, nblk, y):
+    """'valid' stride-1 convolution of the padded batch xp (N, Hp, Wp, C) with wf (KH*KW*C*G,)
+    into y (N, OH, OW, G), then ``y = act(y + b)``; nblk blocks of PIX-pixel tiles."""
     for blk in prange(nblk):
-        offs = np.empty(PIX, np.intp)
-        for t in range(blk * ntile // nblk, (blk + 1) * ntile // nblk):
-            p0 = t * PIX
-            nr = min(PIX, P - p0)
-            for r in range(PIX):
-                pix = p0 + (r if r < nr else 0)  # streams past the end repeat pixel p0, unstored
-                n = pix // (OH * OW)
-                i = (pix - n * OH * OW) // OW
-                j = pix - n * OH * OW - i * OW
-                offs[r] = ((n * Hp + i) * Wp + j) * C
-            _tiles(xf, offs, nr, wf, 0, G, 1, 0, 0, KH, Wp * C, KW * C * G, KW * C, 1, G, yf, p0 * G, G, False)
-            for r in range(nr):
-                row = y2[p0 + r]
-                for f in range(G):
-                    row[f] = act_value(row[f] + b[f], act, alpha)
+        _conv_block(xp, wf, KH, KW, b, act, alpha, np.intp(blk), nblk, y)
+
+
+@njit(cache=True)
+def _dz_image(dy, y, act, top, left, dzp, part, n):
+    _, OH, OW, F = dy.shape
+    _, Hz, Wz, _ = dzp.shape
+    for f in range(F):
+        part[n, f] = 0
+    for h in range(Hz):
+        for v in range(Wz):
+            i, j = h - top, v - left
+            dst = dzp[n, h, v]
+            if i < 0 or i >= OH or j < 0 or j >= OW:
+                for f in range(F):
+                    dst[f] = 0
+                continue
+            for f in range(F):
+                g = act_grad(dy[n, i, j, f], y[n, i, j, f], act)
+                dst[f] = g
+                part[n, f] += g
 
 
 @njit(parallel=True, cache=True)
 def _dz_kernel(dy, y, act, top, left, dzp, part):
-    """dzp[n, top + i, left + j] = dy * act'(y) (borders zero); part (N, F) += the bias gradient
-    of each image (its column sums of dz, summed in float64)."""
-    N, OH, OW, F = dy.shape
-    _, Hz, Wz, _ = dzp.shape
-    for n in prange(N):
-        acc = np.zeros(F)
-        for h in range(Hz):
-            i = h - top
-            dst = dzp[n, h]
-            if i < 0 or i >= OH:
-                dst[:, :] = 0
-                continue
-            for v in range(Wz):
-                j = v - left
-                if j < 0 or j >= OW:
-                    dst[v, :] = 0
-                    continue
-                for f in range(F):
-                    g = act_grad(dy[n, i, j, f], y[n, i, j, f], act)
-                    dst[v, f] = g
-                    acc[f] += g
-        part[n] = acc
+    """dzp[n, top + i, left + j] = dy * act'(y) (borders zero); part (N, F) float64 = the bias
+    gradient of each image (its column sums of dz)."""
+    for n in prange(dy.shape[0]):
+        _dz_image(dy, y, act, top, left, dzp, part, np.intp(n))
 
 
-@njit(parallel=True, cache=True)
-def _dw_kernel(xp, dzp, top, left, KH, KW, nbi, part):
-    """part (nbi, KH*KW*C, F) += the weight gradient of image block b (images
-    ``b*N//nbi .. (b+1)*N//nbi``); one work item per (block, 12 consecutive rows k of dw)."""
+@njit(cache=True)
+def _dw_item(xp, dzp, top, left, KH, KW, nbi, part, item):
     N, Hp, Wp, C = xp.shape
     _, Hz, Wz, F = dzp.shape
     OH, OW = Hp - KH + 1, Wp - KW + 1
@@ -297,42 +309,54 @@ def _dw_kernel(xp, dzp, top, left, KH, KW, nbi, part):
     rows = max(1, DW_BLOCK_PIXELS // OW)
     xf = xp.reshape(-1)
     zf = dzp.reshape(-1)
-    for item in prange(nbi * nkb):
-        blk = item // nkb
-        k0 = (item - blk * nkb) * PIX
-        nr = min(PIX, K - k0)
-        out = part[blk].reshape(-1)
-        tap = np.empty(PIX, np.intp)  # offset of dw row k = p*U + u in an image: p*Wp*C + u
-        offs = np.empty(PIX, np.intp)
-        for r in range(PIX):
-            k = k0 + (r if r < nr else 0)
-            p = k // U
-            tap[r] = p * Wp * C + k - p * U
-        for n in range(blk * N // nbi, (blk + 1) * N // nbi):
-            for i0 in range(0, OH, rows):
-                base = (n * Hp + i0) * Wp * C
-                for r in range(PIX):
-                    offs[r] = base + tap[r]
-                zo = ((n * Hz + top + i0) * Wz + left) * F
-                _tiles(xf, offs, nr, zf, zo, F, 1, 0, 0, min(rows, OH - i0), Wp * C, Wz * F, OW, C, F,
-                       out, k0 * F, F, True)
+    zero, one = np.intp(0), np.intp(1)  # typed variables, not literals: see _tiles
+    blk = item // nkb
+    k0 = (item - blk * nkb) * PIX
+    nr = min(PIX, K - k0)
+    out = part[blk].reshape(-1)
+    tap = np.empty(PIX, np.intp)  # offset of dw row k = p*U + u in an image: p*Wp*C + u
+    offs = np.empty(PIX, np.intp)
+    for r in range(PIX):
+        k = k0 + (r if r < nr else 0)
+        p = k // U
+        tap[r] = p * Wp * C + k - p * U
+    for n in range(blk * N // nbi, (blk + 1) * N // nbi):
+        for i0 in range(0, OH, rows):
+            base = (n * Hp + i0) * Wp * C
+            for r in range(PIX):
+                offs[r] = base + tap[r]
+            zo = ((n * Hz + top + i0) * Wz + left) * F
+            _tiles(xf, offs, nr, zf, zo, F, one, zero, zero, min(rows, OH - i0), Wp * C, Wz * F, OW, C, F,
+                   out, k0 * F, F, np.bool_(True))
+
+
+@njit(parallel=True, cache=True)
+def _dw_kernel(xp, dzp, top, left, KH, KW, nbi, part):
+    """part (nbi, KH*KW*C, F), zeroed, += the weight gradient of image block b (images
+    ``b*N//nbi .. (b+1)*N//nbi``); one work item per (block, 12 consecutive rows k of dw)."""
+    K = KH * KW * xp.shape[3]
+    for item in prange(nbi * ((K + PIX - 1) // PIX)):
+        _dw_item(xp, dzp, top, left, KH, KW, nbi, part, np.intp(item))
+
+
+@njit(cache=True)
+def _pad_row(x, top, left, xp, t):
+    N, H, W, C = x.shape
+    _, Hp, Wp, _ = xp.shape
+    n = t // Hp
+    h = t - n * Hp - top
+    for v in range(Wp):
+        dst = xp[n, t - n * Hp, v]
+        inside = 0 <= h < H and left <= v < left + W
+        for c in range(C):
+            dst[c] = x[n, h, v - left, c] if inside else np.float32(0)
 
 
 @njit(parallel=True, cache=True)
 def _pad_kernel(x, top, left, xp):
     """xp[n, top + h, left + v] = x[n, h, v]; the border is zero."""
-    N, H, W, C = x.shape
-    _, Hp, Wp, _ = xp.shape
-    for t in prange(N * Hp):
-        n = t // Hp
-        h = t - n * Hp - top
-        dst = xp[n, t - n * Hp]
-        if h < 0 or h >= H:
-            dst[:, :] = 0
-            continue
-        dst[:left, :] = 0
-        dst[left:left + W, :] = x[n, h]
-        dst[left + W:, :] = 0
+    for t in prange(xp.shape[0] * xp.shape[1]):
+        _pad_row(x, top, left, xp, np.intp(t))
 
 
 # --------------------------------------------------------------------------- launchers
@@ -367,19 +391,33 @@ def forward(x, w, b, pads, act, alpha, y):
     _conv_kernel(xp, w.reshape(-1), KH, KW, b, act, alpha, _blocks(y.shape[0] * y.shape[1] * y.shape[2]), y)
 
 
+def dz_layout(x_shape, w_shape, out_hw, pads, need_dx):
+    """(top, bottom, left, right): the zero border of dz that makes the input gradient a
+    'valid' convolution (KH-1-pt rows on top, ...); none when no input gradient is needed."""
+    if not need_dx:
+        return 0, 0, 0, 0
+    _, H, W, _ = x_shape
+    KH, KW = w_shape[:2]
+    OH, OW = out_hw
+    top, left = KH - 1 - pads[0], KW - 1 - pads[2]
+    return top, H + KH - 1 - top - OH, left, W + KW - 1 - left - OW
+
+
 def backward(x, w, y, dy, pads, act, need_dx, dw, dx):
     """Fill dw (KH, KW, C, F) and, when ``need_dx``, dx (N, H, W, C); return db (F,) float64."""
-    N, H, W, C = x.shape
-    KH, KW, _, F = w.shape
-    _, OH, OW, _ = y.shape
-    pt, pb, pl, pr = pads
-    # dz, zero-padded so that the input gradient is a 'valid' convolution (KH-1-pt rows on top)
-    top, left = (KH - 1 - pt, KW - 1 - pl) if need_dx else (0, 0)
-    bottom = H + KH - 1 - top - OH if need_dx else 0
-    right = W + KW - 1 - left - OW if need_dx else 0
+    N, OH, OW, F = y.shape
+    top, bottom, left, right = dz_layout(x.shape, w.shape, (OH, OW), pads, need_dx)
     dzp = mem.workspace("direct_dz", (N, OH + top + bottom, OW + left + right, F), np.float32)
     dbp = np.empty((N, F))
     _dz_kernel(dy, y, act, top, left, dzp, dbp)
+    gradients_from_dz(x, w, dzp, top, left, pads, need_dx, dw, dx)
+    return dbp.sum(axis=0)
+
+
+def gradients_from_dz(x, w, dzp, top, left, pads, need_dx, dw, dx):
+    """dw and (when ``need_dx``) dx from dz, laid out as :func:`dz_layout` says."""
+    N, H, W, C = x.shape
+    KH, KW, _, F = w.shape
     xp = pad(x, pads)
     nbi = max(1, min(N, get_num_threads()))
     part = np.zeros((nbi, KH * KW * C, F), np.float32)
@@ -389,4 +427,3 @@ def backward(x, w, y, dy, pads, act, need_dx, dw, dx):
         wrot = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))  # (KH, KW, F, C)
         zero = np.zeros(C, np.float32)
         _conv_kernel(dzp, wrot.reshape(-1), KH, KW, zero, 0, np.float32(0), _blocks(N * H * W), dx)
-    return dbp.sum(axis=0)

@@ -5,9 +5,12 @@ formulas (:mod:`tinycnn.kernels.reference`); float32 is the fast path, float64 w
 
 Where the work happens
 ----------------------
-- Convolution (:mod:`._cpu_conv`): im2col in cache-sized chunks + BLAS GEMM + fused bias and
-  activation; backward recomputes the columns per chunk instead of keeping them; a direct loop
-  for first layers with ``KH*KW*C <= 32``.
+- Convolution (:mod:`._cpu_conv`): a register-blocked direct convolution in explicit AVX-512
+  vectors (:mod:`._cpu_direct`) for float32 stride-1 layers with whole vectors of channels;
+  otherwise im2col in cache-sized chunks + BLAS GEMM + fused bias and activation (backward
+  recomputes the columns per chunk), or a direct loop for first layers with ``KH*KW*C <= 32``.
+- Beyond the contract, Conv2D -> activation -> MaxPooling2D as one op
+  (:mod:`._cpu_convpool`, ``conv2d_maxpool_*``): the convolution's output is never written.
 - Dense: BLAS GEMMs (``np.matmul(..., out=...)``) + a fused bias/activation pass; backward
   fuses ``act'`` with the bias gradient.
 - Pooling (:mod:`._cpu_pooling`), activations, batch norm, dropout (:mod:`._cpu_elementwise`),
@@ -42,6 +45,8 @@ from . import _cpu_threads
 from ._cpu_act import CODES
 from ._cpu_checks import activation_code, bias, float_array, same_shape
 from ._cpu_conv import ELEMENTWISE, act_and_bias_grad, bias_act, conv2d_backward, conv2d_forward
+from ._cpu_convpool import conv2d_maxpool_backward, conv2d_maxpool_forward
+from ._cpu_convpool import supported as conv2d_maxpool_supported
 from ._cpu_elementwise import (
     activation_backward,
     activation_forward,
@@ -66,6 +71,8 @@ __all__ = [
     "dense_backward", "activation_forward", "activation_backward", "batchnorm_forward",
     "batchnorm_backward", "dropout_forward", "dropout_backward", "loss_forward", "loss_backward",
     "sgd_update", "adam_update", "release_memory", "pooled_bytes",
+    # beyond the contract: Conv2D + MaxPooling2D fused (tinycnn.layers.fused uses them when present)
+    "conv2d_maxpool_forward", "conv2d_maxpool_backward", "conv2d_maxpool_supported",
 ]
 
 #: what :func:`._cpu_threads.configure` did at import: (Numba's choice, OpenBLAS libraries changed)

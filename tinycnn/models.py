@@ -17,6 +17,7 @@ from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from .errors import ConfigError, DTypeError, InvalidValueError, ShapeError, TrainingError
 from .kernels.reference import _act
+from .layers import fused
 from .random import generator
 
 _FUSABLE = {
@@ -73,6 +74,7 @@ class Sequential:
         self.metadata = {}
         self._backend = None
         self._dtype = np.dtype("float32")
+        self._steps = []
         for layer in layers or []:
             self.add(layer)
 
@@ -252,13 +254,21 @@ class Sequential:
         return None
 
     # ------------------------------------------------------------------ steps
-    def _forward(self, x, training, logits=False):
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+    def _forward(self, x, training, logits=False, whole_pass=False):
+        """Run the layers. ``whole_pass`` (a training step, or inference): follow
+        :func:`~tinycnn.layers.fused.plan` (fused steps, kept in ``self._steps`` for the
+        backward loop), and in inference drop each step's backward context as soon as it is
+        done, so that ``predict`` keeps nothing that only backward needs."""
+        steps = fused.plan(self.layers, self._dtype) if whole_pass else self.layers
+        self._steps = steps
+        last = len(steps) - 1
+        for i, step in enumerate(steps):
             if logits and i == last:
-                x = layer.forward(x, training=training, logits=True)
+                x = step.forward(x, training=training, logits=True)
             else:
-                x = layer.forward(x, training=training)
+                x = step.forward(x, training=training)
+            if whole_pass and not training:
+                step._ctx = None
         return x
 
     def _loss(self, out, y, sw):
@@ -270,7 +280,7 @@ class Sequential:
 
     def _train_step(self, xb, yb, swb):
         B = backend.get()
-        out = self._forward(B.asarray(xb), training=True, logits=self._fused)
+        out = self._forward(B.asarray(xb), training=True, logits=self._fused, whole_pass=True)
         loss, lctx = self._loss(out, yb, swb)
         if not math.isfinite(loss):
             # the update is not applied: the weights stay those of the last good step
@@ -280,8 +290,8 @@ class Sequential:
                 "(try a lower learning rate, or check the data for extreme values)"
             )
         d = B.loss_backward(lctx)
-        for i in range(len(self.layers) - 1, -1, -1):
-            d = self.layers[i].backward(d, need_dx=i > 0)
+        for i in range(len(self._steps) - 1, -1, -1):
+            d = self._steps[i].backward(d, need_dx=i > 0)
         self.optimizer.apply(self.layers)
         return loss, B.to_numpy(out)
 
@@ -490,7 +500,8 @@ class Sequential:
         for s in range(0, x.shape[0], batch_size):
             idx = np.arange(s, min(s + batch_size, x.shape[0]))
             xb = _batch(x, idx, self._dtype)
-            outs.append(np.array(B.to_numpy(self._forward(B.asarray(xb), training=False, logits=fused))))
+            out = self._forward(B.asarray(xb), training=False, logits=fused, whole_pass=True)
+            outs.append(np.array(B.to_numpy(out)))
         return np.concatenate(outs)
 
     def predict(self, x, batch_size=32, verbose=0):
