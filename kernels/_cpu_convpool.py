@@ -41,33 +41,53 @@ def _conv_pool_band(xp, wf, KH, KW, b, act, alpha, PH, PW, y, arg, keep_arg, ite
     i = item - n * POH
     band = np.empty(P * G, np.float32)
     offs = np.empty(direct.PIX, np.intp)
-    unkept = np.empty(G, np.uint8)  # the argmax of inference, dropped
+    rr, jj = 0, 0  # band row and column of the next pixel (no divisions per stream)
     for p0 in range(0, P, direct.PIX):
         nr = min(direct.PIX, P - p0)
-        for r in range(direct.PIX):
-            pix = p0 + (r if r < nr else 0)
-            rr = pix // OWu
-            offs[r] = ((n * Hp + i * PH + rr) * Wp + pix - rr * OWu) * C
+        for r in range(nr):
+            offs[r] = ((n * Hp + i * PH + rr) * Wp + jj) * C
+            jj += 1
+            if jj == OWu:
+                jj = 0
+                rr += 1
+        for r in range(nr, direct.PIX):
+            offs[r] = offs[0]
         direct._tiles(xf, offs, nr, wf, zero, G, one, zero, zero, KH, Wp * C, KW * C * G, KW * C, one, G,
                       band, p0 * G, G, np.bool_(False))
-    for e in range(0, P * G, G):
-        for f in range(G):
-            band[e + f] = act_value(band[e + f] + b[f], act, alpha)
-    for j in range(POW):
-        best = y[n, i, j]
-        idx = arg[n, i, j] if keep_arg else unkept
-        for f in range(G):
-            best[f] = -np.inf
-            idx[f] = 0
-        for p in range(PH):
+    if keep_arg:  # training: bias and activation, then the pool with its argmax
+        for e in range(0, P * G, G):
+            for f in range(G):
+                band[e + f] = act_value(band[e + f] + b[f], act, alpha)
+        for j in range(POW):
+            best = y[n, i, j]
+            idx = arg[n, i, j]
+            for f in range(G):
+                best[f] = -np.inf
+                idx[f] = 0
+            for p in range(PH):
+                for q in range(PW):
+                    src = (p * OWu + j * PW + q) * G
+                    k = np.uint8(p * PW + q)
+                    for f in range(G):
+                        val = band[src + f]
+                        cur = best[f]
+                        wins = (val > cur) | ((val != val) & (cur == cur))
+                        best[f] = val if wins else cur
+                        idx[f] = k if wins else idx[f]
+        return
+    # inference: no argmax; bias, activation and the pool's first-maximum rule in one pass
+    out = y[n, i].reshape(-1)
+    for e in range(POW * G):
+        out[e] = -np.inf
+    for p in range(PH):
+        for j in range(POW):
             for q in range(PW):
                 src = (p * OWu + j * PW + q) * G
+                dst = j * G
                 for f in range(G):
-                    val = band[src + f]
-                    cur = best[f]
-                    if val > cur or (val != val and cur == cur):
-                        best[f] = val
-                        idx[f] = p * PW + q
+                    val = act_value(band[src + f] + b[f], act, alpha)
+                    cur = out[dst + f]
+                    out[dst + f] = val if (val > cur) | ((val != val) & (cur == cur)) else cur
 
 
 @njit(parallel=True, cache=True)
