@@ -11,8 +11,9 @@ Where the work happens
   recomputes the columns per chunk), or a direct loop for first layers with ``KH*KW*C <= 32``.
 - Beyond the contract, Conv2D -> activation -> MaxPooling2D as one op
   (:mod:`._cpu_convpool`, ``conv2d_maxpool_*``): the convolution's output is never written.
-- Dense: BLAS GEMMs (``np.matmul(..., out=...)``) + a fused bias/activation pass; backward
-  fuses ``act'`` with the bias gradient.
+- Dense: the same register-blocked tiles (:mod:`._cpu_dense`) for float32 layers with a multiple
+  of 16 units, else BLAS GEMMs (``np.matmul(..., out=...)``) + a fused bias/activation pass;
+  backward fuses ``act'`` with the bias gradient.
 - Pooling (:mod:`._cpu_pooling`), activations, batch norm, dropout (:mod:`._cpu_elementwise`),
   losses (:mod:`._cpu_losses`, focal loss delegated to the reference), optimizers
   (:mod:`._cpu_optim`, one pass per parameter).
@@ -41,7 +42,7 @@ pools default to one thread per core.
 import numpy as np
 
 from ..errors import ShapeError
-from . import _cpu_threads
+from . import _cpu_dense, _cpu_threads
 from ._cpu_act import CODES
 from ._cpu_checks import activation_code, bias, float_array, same_shape
 from ._cpu_conv import ELEMENTWISE, act_and_bias_grad, bias_act, conv2d_backward, conv2d_forward
@@ -101,8 +102,11 @@ def dense_forward(x, w, b, activation="linear"):
     bb = bias(b, U, dt)
     act = activation_code(activation, ELEMENTWISE, CODES)
     y = take((N, U), dt)
-    np.matmul(x, w, out=y)
-    bias_act(y, bb, act)
+    if _cpu_dense.eligible(dt, U):
+        _cpu_dense.forward(x, w, bb, act, y)
+    else:
+        np.matmul(x, w, out=y)
+        bias_act(y, bb, act)
     return y, (x, w, b is not None, y, act)
 
 
@@ -116,10 +120,17 @@ def dense_backward(dy, ctx, need_dx=True):
     dz = workspace("dense_dz", y.shape, dt)
     part = act_and_bias_grad(dy, y, act, dz)
     dw = take(w.shape, dt)
-    np.matmul(x.T, dz, out=dw)
+    dense = _cpu_dense.eligible(dt, w.shape[1])
+    if dense:
+        _cpu_dense.backward_w(x, dz, dw)
+    else:
+        np.matmul(x.T, dz, out=dw)
     dx = None
     if need_dx:
         dx = take(x.shape, dt)
-        np.matmul(dz, w.T, out=dx)
+        if dense:
+            _cpu_dense.backward_x(dz, w, dx)
+        else:
+            np.matmul(dz, w.T, out=dx)
     db = part.sum(axis=0, dtype=np.float64).astype(dt) if has_bias else None
     return dx, dw, db

@@ -152,3 +152,30 @@ def test_large_batch_runs_every_thread_block(rng):
     assert y.shape[1] * y.shape[2] > _cpu_direct.DW_BLOCK_PIXELS
     dy = rng.standard_normal(y.shape).astype(np.float32)
     check_against_reference(x, w, b, y, dy, K.conv2d_backward(dy, ctx), "valid", "relu", True)
+
+
+# --------------------------------------------------------------------------- dense on the same tiles
+@given(N=st.integers(1, 40), D=st.integers(1, 300), U=st.sampled_from([16, 32, 48, 64, 80, 512]),
+       act=st.sampled_from(["linear", "relu", "sigmoid"]), seed=st.integers(0, 2**16))
+def test_dense_tiles_match_reference_within_the_bound(N, D, U, act, seed):
+    """Same bound as the convolutions: y sums D products (in chunks of D_CHUNK added to the
+    output: D + D/D_CHUNK roundings), dw sums N, dx sums U."""
+    from tinycnn.kernels import _cpu_dense
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, D)).astype(np.float32)
+    w = rng.standard_normal((D, U)).astype(np.float32)
+    b = rng.standard_normal(U).astype(np.float32)
+    assert _cpu_dense.eligible(np.float32, U)
+    y, ctx = K.dense_forward(x, w, b, act)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dw, db = K.dense_backward(dy, ctx)
+    ax, aw = np.abs(x).astype(np.float64), np.abs(w).astype(np.float64)
+    yr, ctxr = R.dense_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), act)
+    assert_within(y, yr, D + D // _cpu_dense.D_CHUNK + 1, ax @ aw + np.abs(b), "y")
+    y64 = y.astype(np.float64)  # the backend's own gate, as for the convolutions
+    dxr, dwr, dbr = R.dense_backward(dy.astype(np.float64), ctxr[:3] + (y64, y64, act))
+    dz = np.abs(R._act_grad(dy.astype(np.float64), y64, y64, act))
+    assert_within(dw, dwr, N, ax.T @ dz, "dw")
+    assert_within(dx, dxr, U, dz @ aw.T, "dx")
+    assert_within(db, dbr, N, dz.sum(axis=0), "db")
