@@ -346,6 +346,29 @@ def _dw_kernel(xp, dzp, top, left, KH, KW, nbi, part):
         _dw_block(xp, dzp, top, left, KH, KW, nbi, part, np.intp(blk))
 
 
+@njit(parallel=True, cache=True)
+def _sum_blocks_kernel(part, out):
+    """out = the blocks' partial sums added in float64, in block order (part (nbi, M))."""
+    nbi, M = part.shape
+    for e0 in prange((M + 4095) // 4096):
+        for e in range(e0 * 4096, min(e0 * 4096 + 4096, M)):
+            acc = 0.0
+            for blk in range(nbi):
+                acc += part[blk, e]
+            out[e] = acc
+
+
+@njit(cache=True)
+def _rotate(w, wrot):
+    """wrot[p, q, f, c] = w[KH-1-p, KW-1-q, c, f]: the input gradient's weights."""
+    KH, KW, C, F = w.shape
+    for p in range(KH):
+        for q in range(KW):
+            for c in range(C):
+                for f in range(F):
+                    wrot[p, q, f, c] = w[KH - 1 - p, KW - 1 - q, c, f]
+
+
 @njit(cache=True)
 def _pad_row(x, top, left, xp, t):
     N, H, W, C = x.shape
@@ -429,8 +452,9 @@ def gradients_from_dz(x, w, dzp, top, left, pads, need_dx, dw, dx):
     nbi = max(1, min(N, get_num_threads()))
     part = np.zeros((nbi, KH * KW * C, F), np.float32)
     _dw_kernel(xp, dzp, top, left, KH, KW, nbi, part)
-    dw.reshape(-1, F)[...] = part.sum(axis=0, dtype=np.float64)
+    _sum_blocks_kernel(part.reshape(nbi, -1), dw.reshape(-1))
     if need_dx:
-        wrot = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))  # (KH, KW, F, C)
+        wrot = mem.workspace("direct_wrot", (KH, KW, F, C), np.float32)
+        _rotate(w, wrot)
         zero = np.zeros(C, np.float32)
         _conv_kernel(dzp, wrot.reshape(-1), KH, KW, zero, 0, np.float32(0), _blocks(N * H * W), dx)
