@@ -278,12 +278,13 @@ def _chunks(N, per_image):
     return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
 
 
-def act_and_bias_grad(dy2d, y2d, act, dz, part=None):
+def act_and_bias_grad(dy2d, y2d, act, dz, part=None, serial_below=SERIAL_BELOW):
     """dz = dy * act'(y) for (M, F) rows; adds the column sums of dz (the bias gradient) to
-    ``part`` (blocks, F), created zeroed when None, and returns it."""
+    ``part`` (blocks, F), created zeroed when None, and returns it. Arrays with fewer than
+    ``serial_below`` elements are done on one thread."""
     if part is None:
         part = np.zeros((_blocks(dy2d.shape[0]), dy2d.shape[1]), dy2d.dtype)
-    if dy2d.size < SERIAL_BELOW:
+    if dy2d.size < serial_below:
         _act_grad_serial(dy2d, y2d, act, dz, part)
     else:
         _act_grad_kernel(dy2d, y2d, act, dz, part)

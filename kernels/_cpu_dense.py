@@ -75,15 +75,6 @@ def _rows_block(a, a_step, b, G, n0, out, d0, D):
         _tiles(a, offs, nr, bf, zero, G, one, zero, zero, one, zero, zero, n0, one, G, of, d * G, G, np.bool_(False))
 
 
-@njit(parallel=True, cache=True)
-def _dw_kernel(x, dz, dw):
-    """dw (D, U) = x.T @ dz: stream d reads x[:, d] (offset d, step D)."""
-    N, D = x.shape
-    xT = x.reshape(-1)
-    for blk in prange((D + D_BLOCK - 1) // D_BLOCK):
-        _rows_block_strided(xT, D, dz, N, dw, np.intp(blk * D_BLOCK), D)
-
-
 @njit(cache=True)
 def _rows_block_strided(xf, D_, dz, N, dw, d0, D):
     """dw[d] = sum_n x[n, d] * dz[n] for d in d0..d0+D_BLOCK (streams = 12 consecutive d)."""
@@ -99,21 +90,28 @@ def _rows_block_strided(xf, D_, dz, N, dw, d0, D):
 
 
 @njit(parallel=True, cache=True)
-def _dxT_kernel(w, dzT, dxT):
-    """dxT (D, Np) = w @ dzT, dzT (U, Np): stream d reads row d of w."""
-    D, U = w.shape
-    wf = w.reshape(-1)
-    for blk in prange((D + D_BLOCK - 1) // D_BLOCK):
-        _rows_block(wf, U, dzT, dzT.shape[1], U, dxT, np.intp(blk * D_BLOCK), D)
+def _backward_kernel(x, dz, w, dzT, dw, dxT, need_dx):
+    """dw (D, U) = x.T @ dz (stream d reads x[:, d]: offset d, step D) and, when ``need_dx``,
+    dxT (D, Np) = w @ dzT (stream d reads row d of w); one parallel region, both products'
+    blocks of D_BLOCK rows as its work items."""
+    N, D = x.shape
+    U = w.shape[1]
+    nb = (D + D_BLOCK - 1) // D_BLOCK
+    items = 2 * nb if need_dx else nb
+    for item in prange(items):
+        if item < nb:
+            _rows_block_strided(x.reshape(-1), D, dz, N, dw, np.intp(item) * D_BLOCK, D)
+        else:
+            _rows_block(w.reshape(-1), U, dzT, dzT.shape[1], U, dxT, np.intp(item - nb) * D_BLOCK, D)
 
 
-@njit(parallel=True, cache=True)
-def _transpose_kernel(aT, N, out):
+@njit(cache=True)
+def _transpose(aT, N, out):
     """out (N, D) = aT[:, :N].T, in blocks of 64 rows of aT (cache-friendly both ways)."""
     D = aT.shape[0]
-    for blk in prange((D + 63) // 64):
+    for d0 in range(0, D, 64):
         for n in range(N):
-            for d in range(blk * 64, min(blk * 64 + 64, D)):
+            for d in range(d0, min(d0 + 64, D)):
                 out[n, d] = aT[d, n]
 
 
@@ -122,17 +120,14 @@ def forward(x, w, b, act, y):
     _forward_kernel(x, w, b, act, np.float32(0), y)
 
 
-def backward_w(x, dz, dw):
-    _dw_kernel(x, dz, dw)
-
-
-def backward_x(dz, w, dx):
-    """dx (N, D) = dz @ w.T, through dx.T (D, Np) with the batch padded to whole vectors."""
+def backward(x, dz, w, dw, dx):
+    """dw = x.T @ dz and, when dx is not None, dx (N, D) = dz @ w.T, through dx.T (D, Np) with
+    the batch padded to whole vectors (the tile's vectors run along the batch)."""
     N, U = dz.shape
     Np = -(-N // 16) * 16
     dzT = np.zeros((U, Np), np.float32)
     dzT[:, :N] = dz.T
-    dxT = np.empty((w.shape[0], Np), np.float32)
-    _dxT_kernel(w, dzT, dxT)
-    _transpose_kernel(dxT, N, dx)
-
+    dxT = np.empty((w.shape[0] if dx is not None else 0, Np), np.float32)
+    _backward_kernel(x, dz, w, dzT, dw, dxT, dx is not None)
+    if dx is not None:
+        _transpose(dxT, N, dx)

@@ -237,24 +237,21 @@ def _tiles(a, offs, nr, b, bo, G, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, o
 # index is unsigned in the compiled loop, and a second type would compile the worker twice.
 
 @njit(cache=True)
-def _conv_block(xp, wf, KH, KW, b, act, alpha, blk, nblk, y):
+def _conv_pixels(xp, wf, KH, KW, b, act, alpha, p_start, p_end, OH, OW, yf, o_start):
+    """Output pixels p_start..p_end-1 (flat over N, OH, OW) of :func:`_conv_kernel`, written to
+    the flat yf from pixel ``o_start`` on (yf[(p - o_start) * G + f])."""
     N, Hp, Wp, C = xp.shape
-    _, OH, OW, G = y.shape
-    P = N * OH * OW
-    ntile = (P + PIX - 1) // PIX
+    G = b.shape[0]
     xf = xp.reshape(-1)
-    yf = y.reshape(-1)
     zero, one = np.intp(0), np.intp(1)  # typed variables, not literals: see _tiles
     offs = np.empty(PIX, np.intp)
-    t0 = blk * ntile // nblk
     # (n, i, j) of the next pixel, advanced by one per pixel: no divisions per stream (with
     # C = 1 the window has 9 values, and 3 divisions per pixel cost more than its FMAs)
-    n = t0 * PIX // (OH * OW)
-    i = (t0 * PIX - n * OH * OW) // OW
-    j = t0 * PIX - n * OH * OW - i * OW
-    for t in range(t0, (blk + 1) * ntile // nblk):
-        p0 = t * PIX
-        nr = min(PIX, P - p0)
+    n = p_start // (OH * OW)
+    i = (p_start - n * OH * OW) // OW
+    j = p_start - n * OH * OW - i * OW
+    for p0 in range(p_start, p_end, PIX):
+        nr = min(PIX, p_end - p0)
         for r in range(nr):
             offs[r] = ((n * Hp + i) * Wp + j) * C
             j += 1
@@ -266,9 +263,9 @@ def _conv_block(xp, wf, KH, KW, b, act, alpha, blk, nblk, y):
                     n += 1
         for r in range(nr, PIX):
             offs[r] = offs[0]  # streams past the end repeat pixel p0, unstored
-        _tiles(xf, offs, nr, wf, zero, G, one, zero, zero, KH, Wp * C, KW * C * G, KW * C, one, G, yf, p0 * G,
-               G, np.bool_(False))
-        for e in range(p0 * G, (p0 + nr) * G, G):
+        _tiles(xf, offs, nr, wf, zero, G, one, zero, zero, KH, Wp * C, KW * C * G, KW * C, one, G, yf,
+               (p0 - o_start) * G, G, np.bool_(False))
+        for e in range((p0 - o_start) * G, (p0 - o_start + nr) * G, G):
             for f in range(G):
                 yf[e + f] = act_value(yf[e + f] + b[f], act, alpha)
 
@@ -277,8 +274,12 @@ def _conv_block(xp, wf, KH, KW, b, act, alpha, blk, nblk, y):
 def _conv_kernel(xp, wf, KH, KW, b, act, alpha, nblk, y):
     """'valid' stride-1 convolution of the padded batch xp (N, Hp, Wp, C) with wf (KH*KW*C*G,)
     into y (N, OH, OW, G), then ``y = act(y + b)``; nblk blocks of PIX-pixel tiles."""
+    P = y.shape[0] * y.shape[1] * y.shape[2]
+    ntile = (P + PIX - 1) // PIX
     for blk in prange(nblk):
-        _conv_block(xp, wf, KH, KW, b, act, alpha, np.intp(blk), nblk, y)
+        t0, t1 = np.intp(blk) * ntile // nblk, (np.intp(blk) + 1) * ntile // nblk
+        _conv_pixels(xp, wf, KH, KW, b, act, alpha, t0 * PIX, min(P, t1 * PIX), y.shape[1], y.shape[2],
+                     y.reshape(-1), np.intp(0))
 
 
 @njit(cache=True)
@@ -346,16 +347,16 @@ def _dw_kernel(xp, dzp, top, left, KH, KW, nbi, part):
         _dw_block(xp, dzp, top, left, KH, KW, nbi, part, np.intp(blk))
 
 
-@njit(parallel=True, cache=True)
-def _sum_blocks_kernel(part, out):
-    """out = the blocks' partial sums added in float64, in block order (part (nbi, M))."""
+@njit(cache=True)
+def _sum_blocks(part, out):
+    """out = the blocks' partial sums added in float64, in block order (part (nbi, M)); serial:
+    M <= KH*KW*C*F is small, and one more parallel kernel costs a second of compilation."""
     nbi, M = part.shape
-    for e0 in prange((M + 4095) // 4096):
-        for e in range(e0 * 4096, min(e0 * 4096 + 4096, M)):
-            acc = 0.0
-            for blk in range(nbi):
-                acc += part[blk, e]
-            out[e] = acc
+    for e in range(M):
+        acc = 0.0
+        for blk in range(nbi):
+            acc += part[blk, e]
+        out[e] = acc
 
 
 @njit(cache=True)
@@ -452,7 +453,7 @@ def gradients_from_dz(x, w, dzp, top, left, pads, need_dx, dw, dx):
     nbi = max(1, min(N, get_num_threads()))
     part = np.zeros((nbi, KH * KW * C, F), np.float32)
     _dw_kernel(xp, dzp, top, left, KH, KW, nbi, part)
-    _sum_blocks_kernel(part.reshape(nbi, -1), dw.reshape(-1))
+    _sum_blocks(part.reshape(nbi, -1), dw.reshape(-1))
     if need_dx:
         wrot = mem.workspace("direct_wrot", (KH, KW, F, C), np.float32)
         _rotate(w, wrot)

@@ -118,19 +118,15 @@ def dense_backward(dy, ctx, need_dx=True):
     dy = float_array(dy, "dy", 2, dt)
     same_shape(dy, y.shape, "dy")
     dz = workspace("dense_dz", y.shape, dt)
-    part = act_and_bias_grad(dy, y, act, dz)
+    # a batch of Dense outputs is small (32 x 512): one thread beats a parallel launch
+    part = act_and_bias_grad(dy, y, act, dz, serial_below=1 << 18)
     dw = take(w.shape, dt)
-    dense = _cpu_dense.eligible(dt, w.shape[1])
-    if dense:
-        _cpu_dense.backward_w(x, dz, dw)
+    dx = take(x.shape, dt) if need_dx else None
+    if _cpu_dense.eligible(dt, w.shape[1]):
+        _cpu_dense.backward(x, dz, w, dw, dx)
     else:
         np.matmul(x.T, dz, out=dw)
-    dx = None
-    if need_dx:
-        dx = take(x.shape, dt)
-        if dense:
-            _cpu_dense.backward_x(dz, w, dx)
-        else:
+        if need_dx:
             np.matmul(dz, w.T, out=dx)
     db = part.sum(axis=0, dtype=np.float64).astype(dt) if has_bias else None
     return dx, dw, db
