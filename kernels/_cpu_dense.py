@@ -22,8 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _cpu_direct as direct
-from ._cpu_act import act_value
-from ._cpu_direct import PIX, _tiles
+from ._cpu_direct import PIX, _tiles, bias_act_rows
 
 #: rows of w per reduction chunk: 256 rows x 64 columns x 4 B = 64 KiB, in L2 for every row tile
 D_CHUNK = 256
@@ -52,8 +51,7 @@ def _forward_group(x, w, b, act, alpha, y, g0):
             _tiles(xf, offs, nr, wf, d0 * U + g0, G, one, zero, zero, one, zero, zero, min(D_CHUNK, D - d0), one, U,
                    yf, n0 * U + g0, U, np.bool_(d0 > 0))
     for n in range(N):
-        for f in range(g0, g0 + G):
-            y[n, f] = act_value(y[n, f] + b[f], act, alpha)
+        bias_act_rows(yf, n * U + g0, 1, G, b[g0:], act, alpha)
 
 
 @njit(parallel=True, cache=True)
