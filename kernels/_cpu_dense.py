@@ -61,30 +61,17 @@ def _forward_kernel(x, w, b, act, alpha, y):
 
 
 @njit(cache=True)
-def _rows_block(a, a_step, b, G, n0, out, d0, D):
-    """out[d, :G] = sum_t a[d + t * a_step] * b[t * G:(t + 1) * G] for d in d0..d0+D_BLOCK."""
-    zero, one = np.intp(0), np.intp(1)
+def _rows_block(a, row_step, a0, b, G, n0, out, d0, D):
+    """out[d, :G] = sum_t a[d * row_step + t * a0] * b[t * G:(t + 1) * G], t < n0, for the
+    rows d0..d0+D_BLOCK of out (streams = 12 consecutive rows d)."""
+    zero, one = np.intp(0), np.intp(1)  # typed variables, not literals: see _cpu_direct._tiles
     offs = np.empty(PIX, np.intp)
     bf, of = b.reshape(-1), out.reshape(-1)
     for d in range(d0, min(d0 + D_BLOCK, D), PIX):
         nr = min(PIX, D - d)
         for r in range(PIX):
-            offs[r] = (d + (r if r < nr else 0)) * a_step
-        _tiles(a, offs, nr, bf, zero, G, one, zero, zero, one, zero, zero, n0, one, G, of, d * G, G, np.bool_(False))
-
-
-@njit(cache=True)
-def _rows_block_strided(xf, D_, dz, N, dw, d0, D):
-    """dw[d] = sum_n x[n, d] * dz[n] for d in d0..d0+D_BLOCK (streams = 12 consecutive d)."""
-    U = dz.shape[1]
-    zero, one = np.intp(0), np.intp(1)
-    offs = np.empty(PIX, np.intp)
-    zf, wf = dz.reshape(-1), dw.reshape(-1)
-    for d in range(d0, min(d0 + D_BLOCK, D), PIX):
-        nr = min(PIX, D - d)
-        for r in range(PIX):
-            offs[r] = d + (r if r < nr else 0)
-        _tiles(xf, offs, nr, zf, zero, U, one, zero, zero, one, zero, zero, N, D_, U, wf, d * U, U, np.bool_(False))
+            offs[r] = (d + (r if r < nr else 0)) * row_step
+        _tiles(a, offs, nr, bf, zero, G, one, zero, zero, one, zero, zero, n0, a0, G, of, d * G, G, np.bool_(False))
 
 
 @njit(parallel=True, cache=True)
@@ -97,10 +84,10 @@ def _backward_kernel(x, dz, w, dzT, dw, dxT, need_dx):
     nb = (D + D_BLOCK - 1) // D_BLOCK
     items = 2 * nb if need_dx else nb
     for item in prange(items):
-        if item < nb:
-            _rows_block_strided(x.reshape(-1), D, dz, N, dw, np.intp(item) * D_BLOCK, D)
-        else:
-            _rows_block(w.reshape(-1), U, dzT, dzT.shape[1], U, dxT, np.intp(item - nb) * D_BLOCK, D)
+        if item < nb:  # dw row d: x[:, d] (offset d, step D) times the rows of dz
+            _rows_block(x.reshape(-1), 1, D, dz, U, N, dw, np.intp(item) * D_BLOCK, D)
+        else:  # dx.T row d: w[d] (offset d*U, step 1) times the rows of dz.T
+            _rows_block(w.reshape(-1), U, 1, dzT, dzT.shape[1], U, dxT, np.intp(item - nb) * D_BLOCK, D)
 
 
 @njit(cache=True)
