@@ -81,7 +81,14 @@ def parse_args(argv=None):
     p.add_argument("--one-process", action="store_true",
                    help="tinycnn and PyTorch in one process per environment (labelled; not the default)")
     p.add_argument("--quick", action="store_true", help="small repeat counts: a smoke run")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="time samples by the wall clock (default) or, with --threads 1 only, by each "
+                        "process's CPU time, which other jobs on a shared machine do not inflate")
     p.add_argument("--json", metavar="PATH", help="write every measurement to PATH")
+    p.add_argument("--markdown", metavar="PATH",
+                   help="write the summary tables (as in RESULTS.md and README) in Markdown to PATH")
+    p.add_argument("--render", metavar="JSON",
+                   help="do not measure: print the summary of an earlier --json file (with --markdown: write it)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for numba, OpenBLAS and PyTorch (default: NUMBA_NUM_THREADS or the usable cores)")
     p.add_argument("--memory-size", default="224",
@@ -102,6 +109,8 @@ def parse_args(argv=None):
             p.error(str(e))
         if args.repeats is not None and args.repeats < 1:
             p.error("--repeats must be at least 1")
+        if args.clock == "cpu" and args.threads != 1:
+            p.error("--clock cpu needs --threads 1 (CPU time adds up over threads)")
     return args
 
 
@@ -216,6 +225,15 @@ def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         return worker_main(args)
+    if args.render:
+        with open(args.render) as f:
+            report = json.load(f)
+        text = markdown(report)
+        print(text)
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(text)
+        return 0
     repeats = args.repeats or (3 if args.quick else 7)
     threads = args.threads or default_threads()
     backends = [b.strip().lower() for b in args.backends.split(",") if b.strip()]
@@ -232,20 +250,22 @@ def main(argv=None):
     report = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "argv": sys.argv[1:],
               "machine": {"platform": platform.platform(), "cpu": _cpu_name(), "usable_cores": default_threads()},
               "threads": threads, "repeats": repeats, "quick": args.quick, "one_process": args.one_process,
+              "clock": args.clock,
               "loadavg_start": os.getloadavg()}
     mode = ("ONE PROCESS per environment (tinycnn and PyTorch share it; tinycnn then runs Numba's "
             "workqueue pool)" if args.one_process else "each engine in its own process")
     print(f"tinycnn vs PyTorch CPU, batch {sm.BATCH}, float32 — {report['date']}")
     print(f"machine: {report['machine']['cpu']}, {report['machine']['usable_cores']} usable cores; threads "
           f"{threads} (numba, OpenBLAS, torch); {repeats} rounds{' (quick)' if args.quick else ''}; {mode}")
-    print(f"load average at the start: {' / '.join(f'{v:.1f}' for v in report['loadavg_start'])} (1/5/15 min)")
+    print(f"load average at the start: {' / '.join(f'{v:.1f}' for v in report['loadavg_start'])} (1/5/15 min)"
+          + ("; samples timed by each process's CPU time (--clock cpu)" if args.clock == "cpu" else ""))
     tmp = tempfile.mkdtemp(prefix="tinycnn-compare-")
     try:
         if "cpu" in backends and not args.no_compile_time:
             report["compile"] = measure_compile(threads, tmp, sizes)
         if torch_on:
             report["parity"] = measure_parity(threads, tmp, sizes, backends)
-        base = {"backends": backends, "threads": threads, "warmup": 2 if args.quick else 3,
+        base = {"backends": backends, "threads": threads, "warmup": 2 if args.quick else 3, "clock": args.clock,
                 "min_sample_s": 0.05 if args.quick else 0.25, "gap_s": 0.25}
         res, info = time_all(args, base, sizes, diag, torch_on, threads)
         report["timing"], report["processes"] = res, info
@@ -263,7 +283,64 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
         print(f"wrote {args.json}")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown(report))
+        print(f"wrote {args.markdown}")
     return 0
+
+
+def markdown(report):
+    """The summary tables of a report (the dict --json writes), in Markdown."""
+    res, one = report.get("timing", {}), report.get("one_process", False)
+    td, pd, tt, pt = proc_names(one)
+    sizes = [s for s in res.get(td, {}) if any(k.startswith("seed/") for k in res[td][s])]
+    diag = [s for s in res.get(td, {}) if any(k.startswith("diagnosis/") for k in res[td][s])]
+    la = report.get("loadavg_start", [0])[0], report.get("loadavg_end", [0])[0]
+    out = [f"Measured {report.get('date', '?')} on {report.get('machine', {}).get('cpu', '?')}, "
+           f"{report.get('threads')} threads, {report.get('repeats')} alternating rounds, medians; "
+           f"{'ONE PROCESS per environment' if one else 'each engine in its own process'}; "
+           f"{'timed by process CPU time; ' if report.get('clock') == 'cpu' else ''}"
+           f"load average {la[0]:.1f} at the start, {la[1]:.1f} at the end.", ""]
+
+    def f1(v):
+        return "-" if v is None else f"{v:.0f}" if v >= 100 else f"{v:.1f}"
+
+    for which, szs in (("seed", sizes), ("diagnosis", diag)):
+        for kind, what in (("train", "training step"), ("infer", "inference (`predict`)")):
+            if not szs:
+                continue
+            out += [f"**{which} model, {what}, img/s**", "",
+                    "| size | tinycnn | PyTorch as installed | ratio | tinycnn (malloc settings) | "
+                    "PyTorch tuned (malloc + channels_last) | ratio |", "|---|---|---|---|---|---|---|"]
+            for size in szs:
+                k, kt = f"{which}/tinycnn-cpu/{kind}", f"{which}/torch/{kind}"
+                a, b = figure(res, td, size, k), figure(res, pd, size, kt)
+                c, d = figure(res, tt, size, k), figure(res, pt, size, kt)
+                out.append(f"| {size} | {f1(a and a[0])} | {f1(b and b[0])} | {fmt_ratio(ratio(a, b))} | "
+                           f"{f1(c and c[0])} | {f1(d and d[0])} | {fmt_ratio(ratio(c, d))} |")
+            out.append("")
+    c = report.get("compile", {})
+    if "cold" in c:
+        out.append(f"Compile time (cpu backend, {c['cold']['size']}, start to first training step done): "
+                   f"{c['cold']['to_first_step_done_s']:.1f} s cold ({c['cold'].get('cpu_s', float('nan')):.1f} s "
+                   f"of CPU), {c['warm']['to_first_step_done_s']:.2f} s with a warm cache; before issue 12: "
+                   f"{c.get('before_s', COMPILE_BEFORE_S)} s cold.")
+        out.append("")
+    if report.get("targets"):
+        out += ["| target | measured | goal | |", "|---|---|---|---|"]
+        for t in report["targets"]:
+            v, g = t["measured"], t["goal"]
+            if t.get("goal_max"):
+                verdict = "PASS" if t["pass"] else f"**MISS** by {100 * (v / t['goal_max'] - 1):.0f}%"
+                goal = f"<= {t['goal_max']:g}"
+            else:
+                verdict = "" if t["pass"] is None else (
+                    "PASS" if t["pass"] else f"**MISS** by {100 * (1 - v / g):.0f}%")
+                goal = "" if g is None else f">= {g:g}"
+            out.append(f"| {t['target']} | {'n/a' if v is None else f'{v:.2f}'} | {goal} | {verdict} |")
+        out.append("")
+    return "\n".join(out)
 
 
 def processes(one_process, torch_on):
