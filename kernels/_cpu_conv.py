@@ -3,7 +3,7 @@
 Three paths, chosen from the shapes (formulas: :func:`tinycnn.kernels.reference.conv2d_forward`):
 
 * **Register-blocked direct path** (:mod:`._cpu_direct`) for float32 stride-1 convolutions
-  with F a multiple of 16 (and C too, when the input gradient is needed), on AVX-512 CPUs
+  with F a multiple of 32 (and C too, when the input gradient is needed), on AVX-512 CPUs
   (:func:`._cpu_direct.eligible`): no im2col, no BLAS, about 1.5x the GEMM's arithmetic rate.
   The two paths below serve the rest (float64, strides, other channel counts, machines without
   AVX-512); forward and backward choose independently (both read the same ``ctx``).

@@ -1,4 +1,4 @@
-"""Dense layers on the register-blocked tiles of :mod:`._cpu_direct` (float32, U a multiple of 16).
+"""Dense layers on the register-blocked tiles of :mod:`._cpu_direct` (float32, U a multiple of 32).
 
 Why: a training batch is a GEMM with M = 32 rows, on which OpenBLAS runs far below its square
 rate (measured ~30-70 GFLOP/s on one core against 100-120) while the layer's weights, tens of
@@ -11,7 +11,7 @@ OpenBLAS's threads. Here every product is a loop of the same 12 x 64 tile, in Nu
 * weight gradient ``dw = x.T @ dz``: streams = 12 consecutive rows d of dw (x[:, d]), vectors
   = columns of dz, reduction over the batch; work items = blocks of rows of dw.
 * input gradient ``dx = dz @ w.T``: streams = 12 rows d of w, vectors = the batch (dz
-  transposed, padded to a multiple of 16), reduction over U; written as dx.T, then transposed
+  transposed, padded to a multiple of 32), reduction over U; written as dx.T, then transposed
   back by a blocked pass (2% of the work at most).
 
 Every output is one sum in a fixed order (forward: chunk by chunk, each chunk's partial sum
@@ -31,8 +31,8 @@ D_BLOCK = 16 * PIX
 
 
 def eligible(dtype, U):
-    """The rule: float32 layers with whole vectors of outputs, where the direct kernels run."""
-    return bool(direct.ENABLED) and dtype == np.float32 and U % 16 == 0
+    """The rule: float32 layers with whole 32-lane tiles of outputs, where the direct kernels run."""
+    return bool(direct.ENABLED) and dtype == np.float32 and U % 32 == 0
 
 
 @njit(cache=True)
@@ -109,7 +109,7 @@ def backward(x, dz, w, dw, dx):
     """dw = x.T @ dz and, when dx is not None, dx (N, D) = dz @ w.T, through dx.T (D, Np) with
     the batch padded to whole vectors (the tile's vectors run along the batch)."""
     N, U = dz.shape
-    Np = -(-N // 16) * 16
+    Np = -(-N // 32) * 32
     dzT = np.zeros((U, Np), np.float32)
     dzT[:, :N] = dz.T
     dxT = np.empty((w.shape[0] if dx is not None else 0, Np), np.float32)

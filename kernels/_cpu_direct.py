@@ -1,16 +1,23 @@
 """Register-blocked direct convolution for the ``cpu`` backend (float32, stride 1, NHWC).
 
 Why not im2col + GEMM: on this backend's target machines (AVX-512), a Numba tile that keeps
-outputs in vector registers (:mod:`._cpu_simd`) runs at 170-190 GFLOP/s per core, while
+outputs in vector registers (:mod:`._cpu_simd`) runs at 200-250 GFLOP/s per core on the seed
+model's layers (forward, input and weight gradient alike; measured on one Zen 5 core), while
 OpenBLAS runs its 8-lane (AVX2) SGEMM at 100-120; and the direct form reads the image in place,
 so there is no im2col (9x the input written and read again) and no col2im. Every thread takes
 whole blocks of output pixels (forward, input gradient) or whole images (weight gradient): one
 parallel region per kernel, no BLAS threads.
 
+Why not Winograd (F(2x2,3x3) does 2.25x fewer multiplies): not built. The direct tile already
+runs at twice the machine's SGEMM rate with the accuracy of a plain sum; Winograd's
+elementwise stage would be the same tile on K = C (32 or 64) reductions, plus two transforms
+per layer and a larger float32 error (the transforms' constants amplify it); it is the next
+step if the convolutions' arithmetic is to shrink further.
+
 The tile
 --------
 ``acc[r, v] = sum_t a[offs[r] + t_a] * b[bo + 16 v + t_b]`` for 6 (or 12) *streams* r of ``a``
-and 4 (or 2, 1) 16-lane vectors v of ``b``, over a reduction of up to three nested loops with
+and 4 (or 2) 16-lane vectors v of ``b``, over a reduction of up to three nested loops with
 their own strides (``t_a``/``t_b`` advance by (a2, b2), (a1, b1), (a0, b0)). Each reduction step
 is one broadcast of ``a`` per stream, one load of ``b`` per vector and ``r * v`` FMAs, with the
 24 accumulators in registers. The three kernels are three ways of indexing it (NHWC, weights
@@ -40,8 +47,9 @@ from ._cpu_act import LINEAR, RELU, act_grad, act_value
 from ._cpu_simd import AVX512, vadd, vbroadcast, vfma, vload, vstore, vzero
 
 #: the rule (measured, see benchmarks/RESULTS.md): the direct kernels replace im2col + GEMM
-#: for float32 stride-1 convolutions whose channel counts are multiples of 16 (full vectors),
-#: on CPUs with AVX-512; set False to force im2col + GEMM (tests compare the two)
+#: for float32 stride-1 convolutions whose channel counts are multiples of 32 (whole 32-lane
+#: tiles; a 16-lane tile would add 2 s of compilation to every cold start), on CPUs with
+#: AVX-512; set False to force im2col + GEMM (tests compare the two)
 ENABLED = AVX512
 #: output pixels per forward tile (two 6-stream tiles, or one 12-stream tile)
 PIX = 12
@@ -148,52 +156,6 @@ def _tile12x2(a, offs, nr, b, bo, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, o
 
 
 @njit(cache=True)
-def _tile12x1(a, offs, nr, b, bo, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, os, add):
-    """12 streams x 16 channels (the same contract as :func:`_tile6x4`)."""
-    o0, o1, o2, o3, o4, o5 = offs[0], offs[1], offs[2], offs[3], offs[4], offs[5]
-    o6, o7, o8, o9, o10, o11 = offs[6], offs[7], offs[8], offs[9], offs[10], offs[11]
-    c0 = vzero(); c1 = vzero(); c2 = vzero(); c3 = vzero(); c4 = vzero(); c5 = vzero()  # noqa: E702
-    c6 = vzero(); c7 = vzero(); c8 = vzero(); c9 = vzero(); ca = vzero(); cb = vzero()  # noqa: E702
-    for t2 in range(n2):
-        for t1 in range(n1):
-            ta = t2 * a2 + t1 * a1
-            tb = bo + t2 * b2 + t1 * b1
-            for _ in range(n0):
-                w0 = vload(b, tb)
-                c0 = vfma(vbroadcast(a, o0 + ta), w0, c0); c1 = vfma(vbroadcast(a, o1 + ta), w0, c1)  # noqa: E702
-                c2 = vfma(vbroadcast(a, o2 + ta), w0, c2); c3 = vfma(vbroadcast(a, o3 + ta), w0, c3)  # noqa: E702
-                c4 = vfma(vbroadcast(a, o4 + ta), w0, c4); c5 = vfma(vbroadcast(a, o5 + ta), w0, c5)  # noqa: E702
-                c6 = vfma(vbroadcast(a, o6 + ta), w0, c6); c7 = vfma(vbroadcast(a, o7 + ta), w0, c7)  # noqa: E702
-                c8 = vfma(vbroadcast(a, o8 + ta), w0, c8); c9 = vfma(vbroadcast(a, o9 + ta), w0, c9)  # noqa: E702
-                ca = vfma(vbroadcast(a, o10 + ta), w0, ca); cb = vfma(vbroadcast(a, o11 + ta), w0, cb)  # noqa: E702
-                ta += a0
-                tb += b0
-    _put1(out, oo, add, c0)
-    if nr > 1:
-        _put1(out, oo + os, add, c1)
-    if nr > 2:
-        _put1(out, oo + 2 * os, add, c2)
-    if nr > 3:
-        _put1(out, oo + 3 * os, add, c3)
-    if nr > 4:
-        _put1(out, oo + 4 * os, add, c4)
-    if nr > 5:
-        _put1(out, oo + 5 * os, add, c5)
-    if nr > 6:
-        _put1(out, oo + 6 * os, add, c6)
-    if nr > 7:
-        _put1(out, oo + 7 * os, add, c7)
-    if nr > 8:
-        _put1(out, oo + 8 * os, add, c8)
-    if nr > 9:
-        _put1(out, oo + 9 * os, add, c9)
-    if nr > 10:
-        _put1(out, oo + 10 * os, add, ca)
-    if nr > 11:
-        _put1(out, oo + 11 * os, add, cb)
-
-
-@njit(cache=True)
 def _put1(out, o, add, c):
     vstore(out, o, vadd(vload(out, o), c) if add else c)
 
@@ -212,8 +174,8 @@ def _put4(out, o, add, c0, c1, c2, c3):
 
 @njit(cache=True)
 def _tiles(a, offs, nr, b, bo, G, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, os, add):
-    """Every channel group of G (a multiple of 16) for 12 streams: 64 at a time (two 6-stream
-    tiles), then 32, then 16; ``b``'s vectors start at ``b[bo]`` (channel 0 of a row of G)."""
+    """Every channel group of G (a multiple of 32) for 12 streams: 64 at a time (two 6-stream
+    tiles), then 32; ``b``'s vectors start at ``b[bo]`` (channel 0 of a row of G)."""
     # every count and flag passed on is a typed variable, never a literal constant: Numba would
     # compile one specialisation of a tile per literal value (measured: 2x the compile time)
     g, s0, s6 = np.intp(0), np.intp(0), np.intp(6)
@@ -223,11 +185,9 @@ def _tiles(a, offs, nr, b, bo, G, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, o
             _tile6x4(a, offs, s6, nr - s6, b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g + s6 * os,
                      os, add)
         g += 64
-    if g + 32 <= G:
-        _tile12x2(a, offs, nr, b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g, os, add)
-        g += 32
     if g < G:
-        _tile12x1(a, offs, nr, b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g, os, add)
+        _tile12x2(a, offs, nr, b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g, os, add)
+
 
 
 @njit(cache=True)
@@ -413,8 +373,8 @@ def eligible(dtype, stride, C, F, need_dx=True):
     """Whether a convolution (forward and weight gradient; input gradient too when ``need_dx``)
     takes the direct path. The rule is a function of the shapes only, so a model always takes
     the same path on the same machine, and its results are reproducible."""
-    return (ENABLED and dtype == np.float32 and tuple(stride) == (1, 1) and F % 16 == 0
-            and (C % 16 == 0 or not need_dx))
+    return (ENABLED and dtype == np.float32 and tuple(stride) == (1, 1) and F % 32 == 0
+            and (C % 32 == 0 or not need_dx))
 
 
 def _blocks(P):

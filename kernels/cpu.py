@@ -12,7 +12,7 @@ Where the work happens
 - Beyond the contract, Conv2D -> activation -> MaxPooling2D as one op
   (:mod:`._cpu_convpool`, ``conv2d_maxpool_*``): the convolution's output is never written.
 - Dense: the same register-blocked tiles (:mod:`._cpu_dense`) for float32 layers with a multiple
-  of 16 units, else BLAS GEMMs (``np.matmul(..., out=...)``) + a fused bias/activation pass;
+  of 32 units, else BLAS GEMMs (``np.matmul(..., out=...)``) + a fused bias/activation pass;
   backward fuses ``act'`` with the bias gradient.
 - Pooling (:mod:`._cpu_pooling`), activations, batch norm, dropout (:mod:`._cpu_elementwise`),
   losses (:mod:`._cpu_losses`, focal loss delegated to the reference), optimizers
