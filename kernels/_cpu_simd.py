@@ -22,8 +22,20 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 LANES = 16
-#: True when the host CPU has AVX-512F (a vector is then one register)
-AVX512 = "+avx512f" in llvm_binding.get_host_cpu_features().flatten().split(",")
+
+
+def _targets_avx512():
+    """Whether Numba compiles for a CPU with AVX-512F (a vector is then one register): the host's
+    features, unless NUMBA_CPU_NAME / NUMBA_CPU_FEATURES chose another target (e.g. 'generic'
+    for portable caches, where 16-lane vectors would be split and spilled)."""
+    from numba.core import config
+
+    if config.CPU_NAME not in (None, "host"):
+        return "+avx512f" in (config.CPU_FEATURES or "").split(",")
+    return "+avx512f" in llvm_binding.get_host_cpu_features().flatten().split(",")
+
+
+AVX512 = _targets_avx512()
 
 
 class F32x16(types.Type):

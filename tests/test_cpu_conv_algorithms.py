@@ -180,3 +180,16 @@ def test_dense_tiles_match_reference_within_the_bound(N, D, U, act, seed):
     assert_within(dw, dwr, N, ax.T @ dz, "dw")
     assert_within(dx, dxr, U, dz @ aw.T, "dx")
     assert_within(db, dbr, N, dz.sum(axis=0), "db")
+
+
+def test_direct_path_off_when_numba_targets_a_cpu_without_avx512():
+    """NUMBA_CPU_NAME=generic (portable caches): 16-lane vectors would be split and spilled, so
+    the rule must fall back to im2col + GEMM (checked in a fresh process: read at import)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from tinycnn.kernels import _cpu_simd, _cpu_direct; print(_cpu_simd.AVX512, _cpu_direct.ENABLED)"
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
