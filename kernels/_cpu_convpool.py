@@ -145,11 +145,11 @@ def conv2d_maxpool_backward(dy, ctx, need_dx=True):
         raise ConfigError(f"conv2d_maxpool_backward: no direct input gradient for C={C} (see supported())")
     KH, KW = w.shape[:2]
     top, bottom, left, right = direct.dz_layout(x.shape, w.shape, (OH, OW), pads, need_dx)
-    dzp = mem.workspace("direct_dz", (N, OH + top + bottom, OW + left + right, F), np.float32)
+    dzp = direct.slack_workspace("direct_dz", (N, OH + top + bottom, OW + left + right, F))
     dbp = np.empty((N, F))
     nbi = max(1, min(N, get_num_threads()))
     part = np.zeros((nbi, KH * KW * C, F), np.float32)
-    wrot = mem.workspace("direct_wrot", (KH, KW, F, C), np.float32)
+    wrot = direct.slack_workspace("direct_wrot", (KH, KW, F, C))
     if need_dx:
         direct._rotate(w, wrot)
     dw = mem.take(w.shape, w.dtype)

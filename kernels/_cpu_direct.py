@@ -47,9 +47,10 @@ from ._cpu_act import LINEAR, RELU, act_grad, act_value
 from ._cpu_simd import AVX512, vadd, vbroadcast, vfma, vload, vstore, vzero
 
 #: the rule (measured, see benchmarks/RESULTS.md): the direct kernels replace im2col + GEMM
-#: for float32 stride-1 convolutions whose channel counts are multiples of 32 (whole 32-lane
-#: tiles; a 16-lane tile would add 2 s of compilation to every cold start), on CPUs with
-#: AVX-512; set False to force im2col + GEMM (tests compare the two)
+#: for float32 stride-1 convolutions whose channel counts are multiples of 16 (a 16-channel
+#: remainder runs the 32-lane tile storing one vector: a tile of its own would add 2 s of
+#: compilation to every cold start), on CPUs with AVX-512; set False to force im2col + GEMM
+#: (tests compare the two)
 ENABLED = AVX512
 #: output pixels per forward tile (two 6-stream tiles, or one 12-stream tile)
 PIX = 12
@@ -102,8 +103,10 @@ def _tile6x4(a, offs, s0, nr, b, bo, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo
 
 
 @njit(cache=True)
-def _tile12x2(a, offs, nr, b, bo, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, os, add):
-    """12 streams x 32 channels (the same contract as :func:`_tile6x4`)."""
+def _tile12x2(a, offs, nr, b, bo, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, os, add, half):
+    """12 streams x 32 channels (the same contract as :func:`_tile6x4`); with ``half`` only the
+    first 16 channels are stored (the second vector reads b past its row: callers leave 16
+    floats of slack after b, see :func:`slack_workspace`)."""
     o0, o1, o2, o3, o4, o5 = offs[0], offs[1], offs[2], offs[3], offs[4], offs[5]
     o6, o7, o8, o9, o10, o11 = offs[6], offs[7], offs[8], offs[9], offs[10], offs[11]
     c00 = vzero(); c01 = vzero(); c10 = vzero(); c11 = vzero(); c20 = vzero(); c21 = vzero()  # noqa: E702
@@ -130,29 +133,29 @@ def _tile12x2(a, offs, nr, b, bo, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, o
                 x = vbroadcast(a, o11 + ta); cb0 = vfma(x, w0, cb0); cb1 = vfma(x, w1, cb1)  # noqa: E702
                 ta += a0
                 tb += b0
-    _put2(out, oo, add, c00, c01)
+    _put2h(out, oo, add, half, c00, c01)
     if nr > 1:
-        _put2(out, oo + os, add, c10, c11)
+        _put2h(out, oo + os, add, half, c10, c11)
     if nr > 2:
-        _put2(out, oo + 2 * os, add, c20, c21)
+        _put2h(out, oo + 2 * os, add, half, c20, c21)
     if nr > 3:
-        _put2(out, oo + 3 * os, add, c30, c31)
+        _put2h(out, oo + 3 * os, add, half, c30, c31)
     if nr > 4:
-        _put2(out, oo + 4 * os, add, c40, c41)
+        _put2h(out, oo + 4 * os, add, half, c40, c41)
     if nr > 5:
-        _put2(out, oo + 5 * os, add, c50, c51)
+        _put2h(out, oo + 5 * os, add, half, c50, c51)
     if nr > 6:
-        _put2(out, oo + 6 * os, add, c60, c61)
+        _put2h(out, oo + 6 * os, add, half, c60, c61)
     if nr > 7:
-        _put2(out, oo + 7 * os, add, c70, c71)
+        _put2h(out, oo + 7 * os, add, half, c70, c71)
     if nr > 8:
-        _put2(out, oo + 8 * os, add, c80, c81)
+        _put2h(out, oo + 8 * os, add, half, c80, c81)
     if nr > 9:
-        _put2(out, oo + 9 * os, add, c90, c91)
+        _put2h(out, oo + 9 * os, add, half, c90, c91)
     if nr > 10:
-        _put2(out, oo + 10 * os, add, ca0, ca1)
+        _put2h(out, oo + 10 * os, add, half, ca0, ca1)
     if nr > 11:
-        _put2(out, oo + 11 * os, add, cb0, cb1)
+        _put2h(out, oo + 11 * os, add, half, cb0, cb1)
 
 
 @njit(cache=True)
@@ -167,6 +170,13 @@ def _put2(out, o, add, c0, c1):
 
 
 @njit(cache=True)
+def _put2h(out, o, add, half, c0, c1):
+    _put1(out, o, add, c0)
+    if not half:
+        _put1(out, o + 16, add, c1)
+
+
+@njit(cache=True)
 def _put4(out, o, add, c0, c1, c2, c3):
     _put2(out, o, add, c0, c1)
     _put2(out, o + 32, add, c2, c3)
@@ -174,19 +184,21 @@ def _put4(out, o, add, c0, c1, c2, c3):
 
 @njit(cache=True)
 def _tiles(a, offs, nr, b, bo, G, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo, os, add):
-    """Every channel group of G (a multiple of 32) for 12 streams: 64 at a time (two 6-stream
-    tiles), then 32; ``b``'s vectors start at ``b[bo]`` (channel 0 of a row of G)."""
+    """Every channel group of G (a multiple of 16) for 12 streams: 64 at a time (two 6-stream
+    tiles), then 32 or 16; ``b``'s vectors start at ``b[bo]`` (channel 0 of a row of G)."""
     # every count and flag passed on is a typed variable, never a literal constant: Numba would
     # compile one specialisation of a tile per literal value (measured: 2x the compile time)
-    g, s0, s6 = np.intp(0), np.intp(0), np.intp(6)
+    g = np.intp(0)
     while g + 64 <= G:
-        _tile6x4(a, offs, s0, min(nr, s6), b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g, os, add)
-        if nr > 6:
-            _tile6x4(a, offs, s6, nr - s6, b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g + s6 * os,
-                     os, add)
+        s0 = np.intp(0)
+        while s0 < nr:  # one call site: LLVM keeps one copy of the tile (compile time)
+            _tile6x4(a, offs, s0, min(nr - s0, 6), b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out,
+                     oo + g + s0 * os, os, add)
+            s0 += 6
         g += 64
-    if g < G:
-        _tile12x2(a, offs, nr, b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g, os, add)
+    while g < G:  # 32 channels at a time; a last 16 with the tile storing one vector
+        _tile12x2(a, offs, nr, b, bo + g, n2, a2, b2, n1, a1, b1, n0, a0, b0, out, oo + g, os, add, G - g == 16)
+        g += 32
 
 
 
@@ -373,8 +385,8 @@ def eligible(dtype, stride, C, F, need_dx=True):
     """Whether a convolution (forward and weight gradient; input gradient too when ``need_dx``)
     takes the direct path. The rule is a function of the shapes only, so a model always takes
     the same path on the same machine, and its results are reproducible."""
-    return (ENABLED and dtype == np.float32 and tuple(stride) == (1, 1) and F % 32 == 0
-            and (C % 32 == 0 or not need_dx))
+    return (ENABLED and dtype == np.float32 and tuple(stride) == (1, 1) and F % 16 == 0
+            and (C % 16 == 0 or not need_dx))
 
 
 def _blocks(P):
@@ -397,7 +409,17 @@ def forward(x, w, b, pads, act, alpha, y):
     """y = act(conv(x, w) + b), stride 1; y (N, OH, OW, F) float32, written in place."""
     KH, KW, _, F = w.shape
     xp = pad(x, pads)
-    _conv_kernel(xp, w.reshape(-1), KH, KW, b, act, alpha, _blocks(y.shape[0] * y.shape[1] * y.shape[2]), y)
+    wf = w.reshape(-1)
+    if F % 32:  # the half tile reads 16 floats past the last row of w
+        wf = slack_workspace("direct_w", wf.shape)
+        wf[...] = w.reshape(-1)
+    _conv_kernel(xp, wf, KH, KW, b, act, alpha, _blocks(y.shape[0] * y.shape[1] * y.shape[2]), y)
+
+
+def slack_workspace(name, shape):
+    """A float32 workspace of ``shape`` followed by 16 floats of slack (the half tile reads them)."""
+    n = int(np.prod(shape))
+    return mem.workspace(name, (n + 16,), np.float32)[:n].reshape(shape)
 
 
 def dz_layout(x_shape, w_shape, out_hw, pads, need_dx):
@@ -416,7 +438,7 @@ def backward(x, w, y, dy, pads, act, need_dx, dw, dx):
     """Fill dw (KH, KW, C, F) and, when ``need_dx``, dx (N, H, W, C); return db (F,) float64."""
     N, OH, OW, F = y.shape
     top, bottom, left, right = dz_layout(x.shape, w.shape, (OH, OW), pads, need_dx)
-    dzp = mem.workspace("direct_dz", (N, OH + top + bottom, OW + left + right, F), np.float32)
+    dzp = slack_workspace("direct_dz", (N, OH + top + bottom, OW + left + right, F))
     dbp = np.empty((N, F))
     _dz_kernel(dy, y, act, top, left, dzp, dbp)
     gradients_from_dz(x, w, dzp, top, left, pads, need_dx, dw, dx)
@@ -433,7 +455,7 @@ def gradients_from_dz(x, w, dzp, top, left, pads, need_dx, dw, dx):
     _dw_kernel(xp, dzp, top, left, KH, KW, nbi, part)
     _sum_blocks(part.reshape(nbi, -1), dw.reshape(-1))
     if need_dx:
-        wrot = mem.workspace("direct_wrot", (KH, KW, F, C), np.float32)
+        wrot = slack_workspace("direct_wrot", (KH, KW, F, C))
         _rotate(w, wrot)
         zero = np.zeros(C, np.float32)
         _conv_kernel(dzp, wrot.reshape(-1), KH, KW, zero, 0, np.float32(0), _blocks(N * H * W), dx)

@@ -27,8 +27,8 @@ def _direct_on(monkeypatch):
 @st.composite
 def cases(draw):
     N = draw(st.integers(1, 3))
-    C = draw(st.sampled_from([1, 3, 32]))
-    F = draw(st.sampled_from([32, 64, 96]))
+    C = draw(st.sampled_from([1, 3, 16, 32]))
+    F = draw(st.sampled_from([16, 32, 48, 64, 96]))
     KH, KW = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     pool = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     padding = draw(st.sampled_from(["valid", "same"]))
@@ -47,7 +47,7 @@ def test_fused_equals_conv_then_pool(case, seed, ties):
     b = rng.standard_normal(ws[-1]).astype(np.float32)
     if ties:  # every pre-activation negative: relu windows of equal zeros, the first must win
         x, w, b = -np.abs(x), np.abs(w), -np.abs(b)
-    need_dx = xs[-1] % 32 == 0
+    need_dx = xs[-1] % 16 == 0
     assert K.conv2d_maxpool_supported(xs[1:], ws, (1, 1), pool, pool, "valid", np.float32, need_dx)
     y, ctx = K.conv2d_maxpool_forward(x, w, b, padding, act, pool)
     yc, cctx = K.conv2d_forward(x, w, b, (1, 1), padding, act)
