@@ -40,12 +40,12 @@ def _maxpool_forward_kernel(x, PH, PW, sh, sw, pt, pl, y, arg):
                         continue
                     k = p * PW + q
                     src = x[n, h, v]
-                    for c in range(C):
+                    for c in range(C):  # selects, not branches: the loop vectorises
                         val = src[c]
                         b = best[c]
-                        if val > b or (val != val and b == b):
-                            best[c] = val
-                            idx[c] = k
+                        wins = (val > b) | ((val != val) & (b == b))
+                        best[c] = val if wins else b
+                        idx[c] = k if wins else idx[c]
 
 
 @njit(parallel=True, cache=True)

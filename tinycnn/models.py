@@ -14,12 +14,16 @@ and model files (:mod:`tinycnn.io`) reach into a model only through these docume
 - ``prepare(x, y=None, what="x") -> (x, y)``: check a batch source (and labels) against the
   model, build it for the inputs if needed, move its weights to the active backend.
 - ``sync_backend()``: move parameters, layer state and optimizer state to the active backend.
-- ``forward(x, training=False, logits=False, start=0, stop=None)``: run ``layers[start:stop]``.
-  With ``logits``, the model's last layer (when in the range and ``has_activation``) returns
-  its output before the activation: the class scores, which the fused loss reads.
-- ``backward(dy, start=0, stop=None, need_dx=True)``: the reverse of ``forward`` over the same
-  range; each layer stores its parameter gradients in ``layer.grads``; returns the gradient
-  with respect to the input of ``layers[start]``.
+- ``forward(x, training=False, logits=False, start=0, stop=None, whole_pass=False)``: run
+  ``layers[start:stop]``. With ``logits``, the model's last layer (when in the range and
+  ``has_activation``) returns its output before the activation: the class scores, which the
+  fused loss reads. ``whole_pass`` (training steps and ``predict``): the whole model, run as
+  :func:`tinycnn.layers.fused.plan` says (e.g. Conv2D + MaxPooling2D as one op on the ``cpu``
+  backend, same numbers); in inference nothing for backward is kept.
+- ``backward(dy, start=0, stop=None, need_dx=True, whole_pass=False)``: the reverse of
+  ``forward`` over the same range (or the steps of the last whole pass); each layer stores its
+  parameter gradients in ``layer.grads``; returns the gradient with respect to the input of
+  ``layers[start]``.
 - ``fused_loss``: True when training feeds the last layer's logits to the loss (sigmoid +
   binary cross-entropy, softmax + categorical cross-entropy: stable, no log(0)).
 - ``compute_loss(out, y, sample_weight=None) -> (loss, d_out)``: the loss of a training output
@@ -57,6 +61,7 @@ from . import optimizers as optimizers_mod
 from . import training as tr
 from .errors import ConfigError, DTypeError, InvalidValueError, ShapeError, TrainingError
 from .kernels import reference
+from .layers import fused
 
 _FUSABLE = {
     "sigmoid": ("binary_crossentropy", "binary_focal_crossentropy"),
@@ -89,6 +94,7 @@ class Sequential:
         self.gradient_hooks = []
         self._backend = None
         self._dtype = np.dtype("float32")
+        self._pass_steps = []  # the steps of the last whole-model forward pass (see forward)
         for layer in layers or []:
             self.add(layer)
 
@@ -279,30 +285,42 @@ class Sequential:
         act = getattr(last, "activation", None) if last.has_activation else None
         return (not self.loss.from_logits) and self.loss.kind in _FUSABLE.get(act, ())
 
-    def forward(self, x, training=False, logits=False, start=0, stop=None):
+    def forward(self, x, training=False, logits=False, start=0, stop=None, whole_pass=False):
         """Run ``layers[start:stop]`` (Python slice rules) on the backend array ``x``.
 
         ``logits``: the model's last layer, when in the range and it has an activation
         (``has_activation``), returns its output before that activation.
+        ``whole_pass`` (a training step or ``predict``; the whole model): run the steps of
+        :func:`tinycnn.layers.fused.plan` (same numbers, fewer passes over memory), remembered
+        for :meth:`backward` with ``whole_pass=True``; in inference, each step drops what only
+        backward needs as soon as it is done. Code that drives layers one by one (explanations,
+        gradient checks) leaves it False and sees every layer.
         """
-        last = len(self.layers) - 1
-        for i in range(len(self.layers))[start:stop]:
-            if logits and i == last and self.layers[i].has_activation:
-                x = self.layers[i].forward(x, training=training, logits=True)
+        if whole_pass and (start, stop) != (0, None):
+            raise ConfigError("whole_pass runs the whole model: start=0, stop=None")
+        steps = fused.plan(self.layers, self._dtype) if whole_pass else self.layers[start:stop]
+        self._pass_steps = steps
+        last = self.layers[-1]
+        for step in steps:
+            if logits and step is last and last.has_activation:
+                x = step.forward(x, training=training, logits=True)
             else:
-                x = self.layers[i].forward(x, training=training)
+                x = step.forward(x, training=training)
+            if whole_pass and not training:
+                step.release_context()
         return x
 
-    def backward(self, dy, start=0, stop=None, need_dx=True):
+    def backward(self, dy, start=0, stop=None, need_dx=True, whole_pass=False):
         """Backpropagate ``dy``, the gradient with respect to the output of ``layers[stop - 1]``,
         through ``layers[start:stop]`` in reverse. Each layer stores its parameter gradients in
         ``layer.grads``. Returns the gradient with respect to the input of ``layers[start]``,
-        or None with ``need_dx=False`` (that first layer then skips computing it)."""
-        indices = range(len(self.layers))[start:stop]
-        for i in reversed(indices):
-            dy = self.layers[i].backward(dy, need_dx=need_dx or i != indices[0])
+        or None with ``need_dx=False`` (that first layer then skips computing it).
+        ``whole_pass``: through the steps of the last ``forward(..., whole_pass=True)``."""
+        steps = self._pass_steps if whole_pass else self.layers[start:stop]
+        for i in reversed(range(len(steps))):
+            dy = steps[i].backward(dy, need_dx=need_dx or i != 0)
             if self.distributed_fit is not None:  # i14: start summing the now final gradients over MPI ranks
-                self.distributed_fit.layer_done(i)
+                self.distributed_fit.step_done(steps[i])
         return dy
 
     def compute_loss(self, out, y, sample_weight=None):
@@ -325,7 +343,7 @@ class Sequential:
             When the loss is not finite; no update is applied, the weights stay those of the
             last good step.
         """
-        out = self.forward(backend.get().asarray(x), training=True, logits=self.fused_loss)
+        out = self.forward(backend.get().asarray(x), training=True, logits=self.fused_loss, whole_pass=True)
         loss, d_out = self.compute_loss(out, y, sample_weight)
         if self.distributed_fit is not None:  # i14: the global batch's loss, so every MPI rank stops together
             loss = self.distributed_fit.global_loss(loss)
@@ -335,7 +353,7 @@ class Sequential:
                 "training stopped and the weights of the last good step are kept "
                 "(try a lower learning rate, or check the data for extreme values)"
             )
-        self.backward(d_out, need_dx=False)
+        self.backward(d_out, need_dx=False, whole_pass=True)
         for hook in self.gradient_hooks:
             hook(self)
         self.optimizer.apply(self.layers)
@@ -380,7 +398,7 @@ class Sequential:
         logits = training_output and self.fused_loss
         for s in range(0, x.shape[0], batch_size):
             xb = tr.batch(x, np.arange(s, min(s + batch_size, x.shape[0])), self._dtype)
-            outs.append(np.array(B.to_numpy(self.forward(B.asarray(xb), logits=logits))))
+            outs.append(np.array(B.to_numpy(self.forward(B.asarray(xb), logits=logits, whole_pass=True))))
         return np.concatenate(outs)
 
     def evaluate_outputs(self, x, y, sample_weight, batch_size):

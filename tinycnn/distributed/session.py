@@ -177,9 +177,12 @@ class FitSession:
             self.collective_error = TrainingError  # raised on every rank: no abort needed
         return total
 
-    def layer_done(self, i):
+    def step_done(self, step):
+        """Backward has finished ``step``: a layer, or fused layers (``ConvPool``: its ``conv``
+        comes first in the model), whose gradients and all later layers' are now final."""
         if self.reducer is not None:  # None before start(), e.g. inside fit's preparations
-            self.reducer.layer_done(i)
+            first = getattr(step, "conv", step)
+            self.reducer.layer_done(next(i for i, layer in enumerate(self.model.layers) if layer is first))
 
     # ------------------------------------------------------------------ epoch and validation
     def gather_epoch(self, ys, ps):

@@ -113,6 +113,10 @@ class Layer:
         finally:
             self.grads, self._ctx = grads, ctx
 
+    def release_context(self):
+        """Drop what :meth:`forward` kept for :meth:`backward` (an inference pass keeps nothing)."""
+        self._ctx = None
+
     def get_random_state(self):
         """The JSON-serialisable state of the layer's own random stream, or None when it has
         none (draws from tinycnn's shared generator, whose state checkpoints keep anyway)."""
