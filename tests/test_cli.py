@@ -143,7 +143,7 @@ def test_threshold_zero_calls_every_case_positive(trained, npz, tmp_path):
     folder = _png_folder(tmp_path / "imgs", n=6)
     rc, out, err = tinycnn("predict", "--model", model, folder, "--threshold", "0", "--csv", tmp_path / "p.csv")
     assert rc == 0, err
-    rows = list(csv.reader((tmp_path / "p.csv").open()))
+    rows = list(csv.reader((tmp_path / "p.csv").read_text().splitlines()))
     assert rows[0] == ["file", "p_1", "prediction"] and len(rows) == 7  # p(positive class), here class 1
     assert {r[2] for r in rows[1:]} == {"1"}  # an .npz stores no class names: classes 0 and 1
 
@@ -275,12 +275,12 @@ def test_explain_names_overlays_after_their_inputs_and_writes_an_index(trained, 
     expected = sorted(str(p.relative_to(folder).with_suffix("")) + "_gradcam.png" for p in inputs)
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*_gradcam.png"))
     assert written == expected and (out / "grid.png").exists()
-    rows = list(csv.reader((out / "index.csv").open()))
+    rows = list(csv.reader((out / "index.csv").read_text().splitlines()))
     assert rows[0] == ["input file", "output file", "p_1", "prediction"]
     assert sorted(r[1] for r in rows[1:]) == expected
     assert sorted(r[0] for r in rows[1:]) == sorted(map(str, inputs))
     rc, _, _ = tinycnn("predict", "--model", model, folder, "--csv", tmp_path / "p.csv")
-    predicted = {r[0]: r[1:] for r in csv.reader((tmp_path / "p.csv").open())}
+    predicted = {r[0]: r[1:] for r in csv.reader((tmp_path / "p.csv").read_text().splitlines())}
     assert all(predicted[r[0]] == r[2:] for r in rows[1:])  # the same probability and call as predict
     assert "index.csv" in printed and "_gradcam.png" in printed and "case_NNNN" not in printed
     assert "skipped 1 file(s)" in printed and "broken.png" in printed
@@ -298,7 +298,7 @@ def test_report_cases_are_traced_to_their_files_by_an_index_beside_the_report(fo
     rc, out, err = tinycnn("report", "--model", model, "--data", folder_with_a_bad_png, "--skip-bad",
                            "--out", tmp_path / "r.html")
     assert rc == 0, err
-    rows = list(csv.reader((tmp_path / "r.cases.csv").open()))
+    rows = list(csv.reader((tmp_path / "r.cases.csv").read_text().splitlines()))
     assert rows[0] == ["case", "input file", "true class", "p_nodule", "prediction", "shown in the report"]
     assert [int(r[0]) for r in rows[1:]] == list(range(1, len(rows)))
     assert all(pathlib.Path(r[1]).parent.name == r[2] for r in rows[1:])  # class folder == true class

@@ -72,7 +72,7 @@ def test_predict_writes_p_of_the_positive_class_and_calls_at_the_stored_threshol
     assert rc == 0, err
     t = load_model(model_path).metadata["decision_threshold"]
     assert f"decision threshold: {t:.4g}, stored in the model" in out
-    rows = list(csv.reader((tmp_path / "p.csv").open()))
+    rows = list(csv.reader((tmp_path / "p.csv").read_text().splitlines()))
     assert rows[0] == ["file", "p_malignant", "prediction"]
     assert all(r[2] == ("malignant" if float(r[1]) >= t else "normal, benign") for r in rows[1:])
     rc, out, err = tinycnn("predict", "--model", model_path, tmp_path / "cases", "--threshold", "0", "--quiet")
@@ -97,7 +97,7 @@ def test_evaluate_and_report_use_the_stored_threshold_unless_one_is_given(breast
     assert rc == 0, err
     html = (tmp_path / "r.html").read_text()
     assert f"malignant when p(malignant) ≥ {t:.4g}; threshold stored in the model" in html
-    assert list(csv.reader((tmp_path / "r.cases.csv").open()))[0][3] == "p_malignant"
+    assert list(csv.reader((tmp_path / "r.cases.csv").read_text().splitlines()))[0][3] == "p_malignant"
 
 
 def test_the_same_seed_trains_the_same_model_and_stores_the_same_threshold(breast, tmp_path):
