@@ -214,3 +214,33 @@ def test_a_folder_of_palette_colour_dicoms_loads(tmp_path):
     data = load_dataset(tmp_path / "us", color="rgb", val_fraction=0.25, test_fraction=0.25)
     assert data.class_names == ["benign", "malignant"] and data.train[0].shape[1:] == (6, 6, 3)
     assert not data.skipped
+
+
+@pytest.mark.parametrize("kw", [{}, {"window": "mediastinum", "image_size": 2, "color": "rgb"}])
+def test_lazy_dicom_folder_equals_the_loaded_one(dicom_folder, kw):
+    from tinycnn.data.dicom_lazy import DicomFolderDataset
+
+    eager = load_dataset(dicom_folder, val_fraction=0.25, test_fraction=0.25, seed=1, **kw)
+    lazy = load_dataset(dicom_folder, val_fraction=0.25, test_fraction=0.25, seed=1, lazy=True, **kw)
+    for e, z in zip((eager.train, eager.val, eager.test), (lazy.train, lazy.val, lazy.test), strict=True):
+        if e is None:
+            assert z is None
+            continue
+        assert isinstance(z[0], DicomFolderDataset)
+        np.testing.assert_array_equal(z[1], e[1])
+        np.testing.assert_array_equal(z[0][:], e[0])
+        np.testing.assert_array_equal(z[0][::-1], e[0][::-1])  # frames of one file, any order
+
+
+def test_lazy_dicom_folder_bad_header_and_sizes(dicom_folder):
+    from tinycnn.data.dicom_lazy import DicomFolderDataset
+
+    (dicom_folder / "normal" / "3.dcm").write_text("not dicom")
+    with pytest.raises(DataError, match="3.dcm"):
+        DicomFolderDataset(dicom_folder)
+    ds = DicomFolderDataset(dicom_folder, skip_bad=True)
+    assert ds.shape == (4, 4, 4, 1) and ds.skipped[0][0].endswith("3.dcm")
+    assert ds.files[2].endswith("series#0") and ds.files[3].endswith("series#1")
+    make_dicom(dicom_folder / "tumour" / "big.dcm", np.zeros((6, 6), np.uint16))
+    with pytest.raises(DataError, match=r"is 4x4 but .*big\.dcm is 6x6"):
+        DicomFolderDataset(dicom_folder, skip_bad=True)

@@ -47,6 +47,9 @@ def build_parser():
     )
     parser.add_argument("--backend", choices=backend.available(), default=None,
                         help="compute backend (default: $TINYCNN_BACKEND, else cpu)")
+    parser.add_argument("--distributed", action="store_true",  # i14
+                        help="train/evaluate/predict on every MPI rank together (automatic under mpiexec "
+                             "with several ranks; needs tinycnn[mpi])")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_all(sub)
     _add_export(sub)
@@ -65,7 +68,10 @@ def main(argv=None):
     try:
         if args.backend:
             backend.set_backend(args.backend)
-        return int(args.func(args) or 0)
+        from .distributed import command
+
+        with command(args.distributed, args.command):  # i14: MPI: rank 0 prints; an error on one rank ends all
+            return int(args.func(args) or 0)
     except TinyCNNError as e:
         print(f"tinycnn {args.command}: error: {in_flag_terms(str(e))}", file=sys.stderr)
         return 2

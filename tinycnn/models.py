@@ -42,6 +42,10 @@ and model files (:mod:`tinycnn.io`) reach into a model only through these docume
   of fit, evaluate and predict.
 - ``preserved()``: a context in which passes leave every layer's ``grads`` and backward
   context as they were.
+- ``distributed_fit``: during a ``fit`` over MPI ranks, its
+  :class:`~tinycnn.distributed.session.FitSession` (else None); ``fit``, ``backward``,
+  ``train_step``, ``evaluate_outputs`` and :class:`tinycnn.training.Fit` call it at the lines
+  marked ``# i14``.
 """
 
 import contextlib
@@ -50,6 +54,7 @@ import math
 import numpy as np
 
 from . import backend
+from . import distributed as dist_mod
 from . import layers as layers_mod
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
@@ -72,6 +77,9 @@ class Sequential:
     >>> model.add(Flatten()); model.add(Dense(1, activation='sigmoid'))
     >>> model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])
     """
+
+    #: i14: the MPI side of a running distributed fit (tinycnn.distributed.session.FitSession), or None
+    distributed_fit = None
 
     def __init__(self, layers=None, name="sequential"):
         self.name = name
@@ -311,6 +319,8 @@ class Sequential:
         steps = self._pass_steps if whole_pass else self.layers[start:stop]
         for i in reversed(range(len(steps))):
             dy = steps[i].backward(dy, need_dx=need_dx or i != 0)
+            if self.distributed_fit is not None:  # i14: start summing the now final gradients over MPI ranks
+                self.distributed_fit.step_done(steps[i])
         return dy
 
     def compute_loss(self, out, y, sample_weight=None):
@@ -335,6 +345,8 @@ class Sequential:
         """
         out = self.forward(backend.get().asarray(x), training=True, logits=self.fused_loss, whole_pass=True)
         loss, d_out = self.compute_loss(out, y, sample_weight)
+        if self.distributed_fit is not None:  # i14: the global batch's loss, so every MPI rank stops together
+            loss = self.distributed_fit.global_loss(loss)
         if not math.isfinite(loss):
             raise TrainingError(
                 f"the loss became {loss} at optimizer step {self.optimizer.iterations + 1}; "
@@ -391,12 +403,15 @@ class Sequential:
 
     def evaluate_outputs(self, x, y, sample_weight, batch_size):
         """Loss and metrics (a dict) on prepared ``x``, ``y``."""
-        out = self.predict_outputs(x, batch_size, training_output=True)
+        dist = self.distributed_fit
+        predict = self.predict_outputs if dist is None else dist.predict_outputs  # i14: rows split over MPI ranks
+        out = predict(x, batch_size, training_output=True)
         w = tr.sample_weights(self.loss.kind, y, None, sample_weight, len(y))
         loss, _ = self.compute_loss(backend.get().asarray(out), y, w)
         return {"loss": loss, **self.metric_logs(y, self.probabilities(out))}
 
     # ------------------------------------------------------------------ fit
+    @dist_mod.collective_fit  # i14: under mpiexec, fit is collective (adds distributed=None|True|False)
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, augment=None, oversample=False,
@@ -414,6 +429,10 @@ class Sequential:
         resume : path or True, optional
             Continue from a checkpoint (True: the ``checkpoint`` path) at its next epoch; the
             result equals an uninterrupted run with the same seed.
+        distributed : bool, optional
+            Under ``mpiexec``/``srun`` with several processes (default None) or with True,
+            train on every process together, ``batch_size`` being the global batch
+            (:mod:`tinycnn.distributed`); False trains one model per process.
         """
         self._require_compiled("fit")
         tr.check_fit_arguments(batch_size, epochs, validation_split, y)
@@ -421,6 +440,8 @@ class Sequential:
                            shuffle, class_weight, sample_weight, augment, oversample, checkpoint)
         if resume is not None and resume is not False:
             initial_epoch = run.resume(checkpoint if resume is True else resume)
+        if self.distributed_fit is not None:  # i14: rank 0's weights, optimizer, random state, history to all
+            initial_epoch = self.distributed_fit.start(run.history, initial_epoch)
         return run.run(initial_epoch)
 
     # ------------------------------------------------------------------ inference

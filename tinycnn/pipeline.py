@@ -12,6 +12,7 @@ import os
 import time
 import warnings
 
+from . import distributed
 from .errors import ConfigError, DataError
 from .layers import BatchNormalization, Conv2D, Dense, Dropout, GlobalAveragePooling2D, MaxPooling2D
 from .models import Sequential
@@ -121,7 +122,7 @@ def train(splits, epochs=10, batch_size=32, learning_rate=1e-3, class_weight=Non
     model.metadata["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     part = splits.test if splits.test is not None else splits.val
     report = evaluate(model, *part, task=splits.task, class_names=splits.class_names) if part is not None else None
-    if out:
+    if out and distributed.is_root():  # i14: one writer under MPI
         model.save(out)
     return model, history, report
 

@@ -150,6 +150,9 @@ class Fit:
 
         if path is None:
             raise ConfigError("resume=True needs checkpoint=PATH")
+        dist = self.model.distributed_fit
+        if dist is not None and not dist.is_root:  # i14: rank 0 reads the checkpoint, start() broadcasts it
+            return 0
         initial_epoch, saved_history = load_checkpoint(self.model, path)
         self.history.history = saved_history
         self.history.epoch = list(range(initial_epoch))
@@ -185,7 +188,8 @@ class Fit:
         if self.verbose:
             print(f"Epoch {epoch + 1}/{self.epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()),
                   flush=True)
-        if self.checkpoint is not None:
+        dist = self.model.distributed_fit
+        if self.checkpoint is not None and (dist is None or dist.is_root):  # i14: rank 0 writes for all
             from .io import save_checkpoint
 
             save_checkpoint(self.model, self.checkpoint, epoch + 1, self.history.history)
@@ -201,18 +205,27 @@ class Fit:
     def batches(self, order, rng):
         """``(idx, x, y, sample_weight)`` of each training batch, augmented when asked."""
         model, size = self.model, self.batch_size
+        dist = model.distributed_fit
         for b in range(-(-len(order) // size)):
             idx = np.sort(order[b * size:(b + 1) * size])  # sorted: fast memmap reads
+            rows = None
+            if dist is not None:  # i14: this MPI rank's share of the global batch
+                idx, rows = dist.shard(idx)
             xb = batch(self.x, idx, model.dtype)
             if self.augment is not None:
-                xb = np.ascontiguousarray(self.augment(xb, rng), dtype=model.dtype)
-            yield idx, xb, self.y[idx], (None if self.sw is None else self.sw[idx])
+                xb = np.ascontiguousarray(self.augment(xb, rng) if rows is None else  # i14: rows of the batch's draws
+                                          dist.augment(self.augment, xb, rng, rows), dtype=model.dtype)
+            swb = None if self.sw is None else self.sw[idx]
+            if dist is not None:  # i14: weights times this rank's share: the ranks' gradients add up
+                swb = dist.sample_weights(swb, len(idx))
+            yield idx, xb, self.y[idx], swb
 
     def train_epoch(self, order, rng, epoch):
         """Train on every batch of ``order``; return the epoch's loss and metrics."""
         from tqdm.auto import tqdm
 
         model = self.model
+        dist = model.distributed_fit
         n_batches = -(-len(order) // self.batch_size)
         total, seen, ys, ps = 0.0, 0, [], []
         bar = tqdm(total=n_batches, desc=f"Epoch {epoch + 1}/{self.epochs}", unit="batch",
@@ -220,10 +233,11 @@ class Fit:
         last_post = 0.0
         for b, (idx, xb, yb, swb) in enumerate(self.batches(order, rng)):
             loss, out = model.train_step(xb, yb, swb)
-            total += loss * len(idx)
-            seen += len(idx)
-            ys.append(yb)
-            ps.append(model.probabilities(backend.get().to_numpy(out)))
+            n, real = (len(idx), slice(None)) if dist is None else dist.counts()  # i14: global batch, real rows
+            total += loss * n
+            seen += n
+            ys.append(yb[real])
+            ps.append(model.probabilities(backend.get().to_numpy(out))[real])
             self._notify("on_batch_end", b, {"loss": loss})
             bar.update(1)
             now = time.monotonic()
@@ -233,6 +247,8 @@ class Fit:
                 post = {"loss": f"{total / seen:.4f}", **{k: f"{v:.4f}" for k, v in metrics.items()}}
                 bar.set_postfix(post, refresh=False)
         bar.close()
+        if dist is not None:  # i14: every MPI rank's samples, in one process's order
+            ys, ps = dist.gather_epoch(ys, ps)
         logs = {"loss": total / seen}
         logs.update(model.metric_logs(np.concatenate(ys), np.concatenate(ps)))
         return logs

@@ -14,7 +14,7 @@ Every number comes from :mod:`tinycnn.metrics`; an undefined one is NaN and read
 
 import numpy as np
 
-from .. import metrics
+from .. import distributed, metrics
 from .labels import targets
 from .operating_point import DEFAULT, stored_threshold, threshold_in_use
 
@@ -44,7 +44,7 @@ def evaluate(model, x, y, task=None, threshold=None, class_names=None, n_bootstr
         :func:`format_report` prints it.
     """
     meta = model.metadata or {}
-    p = model.predict(x, batch_size=64)
+    p = distributed.predict(model, x, batch_size=64)  # i14: split over MPI ranks when distributed
     y, names, note = targets(model, y, class_names)
     task = task or meta.get("task") or ("binary" if p.shape[1] == 1 else "multiclass")
     rep = {"task": task, "n": int(len(y)), "class_names": names, "note": note}

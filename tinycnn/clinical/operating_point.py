@@ -18,7 +18,7 @@ import numbers
 
 import numpy as np
 
-from .. import metrics
+from .. import distributed, metrics
 from ..errors import ConfigError
 
 DEFAULT = 0.5
@@ -76,7 +76,7 @@ def operating_point(model, val, target_sensitivity=None, positive="positive"):
         return {"decision_threshold": DEFAULT,
                 "threshold_rule": f"{DEFAULT:g} by default: no validation part to choose a threshold on"}
     x, y = val
-    score = model.predict(x, batch_size=64)[:, 0]
+    score = distributed.predict(model, x, batch_size=64)[:, 0]  # i14: split over MPI ranks when distributed
     t, rule = choose_threshold(y, score, target_sensitivity, positive=positive)
     return {"decision_threshold": float(t), "threshold_rule": rule}
 

@@ -45,12 +45,16 @@ def load_labelled(args, printer, verb, image_size=None, color=None):
     if args.val_fraction + args.test_fraction >= 1.0:
         raise ConfigError(f"--val-fraction + --test-fraction must be below 1 (got {args.val_fraction} + "
                           f"{args.test_fraction}): nothing would be left for training")
-    from .. import data  # Pillow, SciPy: loaded when a command runs, not for --help or a usage error
-
     # Every file is tried, so the error lists them all at once instead of one per run.
+    from .. import (
+        data,  # Pillow, SciPy: loaded when a command runs, not for --help or a usage error
+        distributed,
+    )
+
     splits = data.load_dataset(args.data, image_size=image_size, color=color, val_fraction=args.val_fraction,
                                test_fraction=args.test_fraction, seed=args.seed, skip_bad=True, dataset=args.dataset,
-                               groups=args.groups, group_pattern=args.group_pattern)
+                               groups=args.groups, group_pattern=args.group_pattern,
+                               lazy=distributed.active())  # i14: each MPI rank reads only its samples
     if splits.skipped and not args.skip_bad:
         first, why = splits.skipped[0]
         more = f" (and {len(splits.skipped) - 1} more)" if len(splits.skipped) > 1 else ""

@@ -2,6 +2,7 @@
 
 import csv
 
+from .. import distributed
 from ..models import load_model
 from ..pipeline import images_for_model, list_images
 from ._args import add_model, add_threshold, add_verbosity
@@ -60,9 +61,9 @@ def run(args):
     printer = Printer("predict", args.verbosity)
     model = load_model(args.model)
     model.summary(print_fn=printer.detail)
-    x, kept, skipped = images_for_model(model, list_images(args.path))
+    kept, probs, skipped = distributed.predict_files(  # i14: the files split over MPI ranks
+        model, list_images(args.path), images_for_model, batch_size=64)
     printer.skipped(skipped)
-    probs = model.predict(x, batch_size=64)
     names = class_names(model, probs)
     threshold = decision_threshold(model, args.threshold, printer) if probs.shape[1] == 1 else None
     rows = prediction_rows(kept, probs, names, threshold)
@@ -70,7 +71,7 @@ def run(args):
     printer.info("\t".join(header))
     for r in rows:
         printer.result("\t".join(r))
-    if args.csv:
+    if args.csv and distributed.is_root():  # i14: one writer under MPI
         with open(args.csv, "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(header)

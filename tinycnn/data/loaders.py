@@ -10,6 +10,7 @@ from ._common import check_color, check_fraction
 from ._folders import looks_like_dicom, scan_class_folders
 from .containers import DataSplits
 from .dicom import load_dicom_folder
+from .dicom_lazy import DicomFolderDataset
 from .groups import assign_groups
 from .images import ImageFolderDataset, load_image_folder
 from .npz import load_npz
@@ -80,7 +81,8 @@ def load_dataset(
         CT window for DICOM folders (preset name or (center, width)).
     lazy : bool
         Do not load the images: ``.npz`` images are memory-mapped (:class:`NpzImages`), image
-        folders become :class:`ImageFolderDataset` parts. Not available for DICOM folders.
+        folders become :class:`ImageFolderDataset` parts, DICOM folders
+        :class:`~tinycnn.data.dicom_lazy.DicomFolderDataset` parts.
     skip_bad : bool
         For folders: leave out unreadable files (listed in ``result.skipped``).
     groups : dict or str or Path, optional
@@ -121,9 +123,11 @@ def load_dataset(
         return load_npz(path, mmap=lazy, image_size=image_size, color=color, dataset=dataset)
     color = color or "grayscale"
     patient_ids = None
-    if kind == "dicom":
-        if lazy:
-            raise ConfigError("lazy=True is available for .npz archives and image folders, not DICOM folders")
+    if kind == "dicom" and lazy:
+        x = DicomFolderDataset(path, image_size, window=window, color=color, skip_bad=skip_bad)
+        y, class_names, skipped, files = x.labels, x.class_names, x.skipped, x.files
+        patient_ids = x.patient_ids
+    elif kind == "dicom":
         data = load_dicom_folder(path, image_size, window=window, color=color, skip_bad=skip_bad)
         x = data.x if window is not None else preprocess.normalize(data.x, "minmax")
         y, class_names, skipped, files = data.y, data.class_names, data.skipped, data.files
@@ -143,7 +147,7 @@ def load_dataset(
         if len(idx) == 0:
             parts.append(None)
         else:
-            part_x = x.subset(idx) if isinstance(x, ImageFolderDataset) else x[idx]
+            part_x = x.subset(idx) if isinstance(x, (ImageFolderDataset, DicomFolderDataset)) else x[idx]
             parts.append((part_x, np.asarray(y[idx])))
             part_files[name] = [files[i] for i in idx]
             part_groups[name] = ids[idx]

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .. import backend
+from .. import backend, distributed
 from ..activations import default_alpha, resolve
 from ..errors import ConfigError, ShapeError
 from ..random import generator
@@ -79,7 +79,10 @@ class Dropout(Layer):
             self._ctx = None
             return x
         rng = generator() if self._rng is None else self._rng
-        y, self._ctx = backend.get().dropout_forward(x, self.rate, int(rng.integers(2**63 - 1)))
+        seed = int(rng.integers(2**63 - 1))
+        if distributed.fit_session() is not None:  # i14: each MPI rank masks its samples differently
+            seed = distributed.fit_session().rank_seed(seed)
+        y, self._ctx = backend.get().dropout_forward(x, self.rate, seed)
         return y
 
     def backward(self, dy, need_dx=True):

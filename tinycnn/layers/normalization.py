@@ -19,7 +19,10 @@ class BatchNormalization(Layer):
     data-parallel run trains one replica per process: whoever runs the processes sets
     ``layer.allreduce`` to a function that sums a list of float64 NumPy arrays over them (the
     protocol is in :mod:`tinycnn.kernels`, ``batchnorm_forward``). Without ``allreduce`` (one
-    process) the layer is an ordinary batch normalisation.
+    process) the layer is an ordinary batch normalisation. Setting ``allreduce`` is what
+    synchronises a layer: :mod:`tinycnn.distributed` sets it on every batch-norm layer of an
+    MPI fit, whatever ``synchronized`` says, so that a model means the same at any number of
+    processes.
     """
 
     def __init__(self, momentum=0.99, epsilon=1e-3, synchronized=False, **kwargs):
@@ -50,7 +53,7 @@ class BatchNormalization(Layer):
         B = backend.get()
         args = (x, self.params["gamma"], self.params["beta"], self.state["moving_mean"],
                 self.state["moving_variance"], self.momentum, self.epsilon, training)
-        if self.synchronized and training and self.allreduce is not None:
+        if training and self.allreduce is not None:  # i14: set by a data-parallel runner
             y, self._ctx = B.batchnorm_forward(*args, allreduce=self.allreduce)
         else:
             y, self._ctx = B.batchnorm_forward(*args)
