@@ -6,9 +6,10 @@ a worker writes. Nothing here prints results: workers measure, ``compare.py`` re
 
 Workers
 -------
-timing   the seed model's training step and inference on each tinycnn backend and on PyTorch,
-         plus numpy.matmul GEMMs (1024^3 and the step's own im2col products), alternated in
-         rounds within this one process.
+serve    a persistent timing process for one engine (tinycnn, PyTorch and/or numpy.matmul's
+         SGEMM): builds a size's contenders on request, then times one sample per request, so
+         that compare.py alternates samples between processes (see :func:`serve`).
+parity   one process with both engines: same weights, same outputs, loss and gradients?
 compile  time to the first training step of the ``cpu`` backend (the caller chooses an empty
          or a warm ``NUMBA_CACHE_DIR``).
 memory   peak resident memory of training steps at one size, for one contender.
@@ -59,28 +60,6 @@ def build_torch(shape, channels_last, seed=0):
         return torch.from_numpy(np.ascontiguousarray(x_nhwc)).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
 
     return model, opt, loss_fn, to_tensor
-
-
-def torch_fns(shape, x, y, channels_last):
-    """``(train_step, inference)`` closures for PyTorch on the batch (x, y)."""
-    import torch
-
-    model, opt, loss_fn, to_tensor = build_torch(shape, channels_last)
-    xt = to_tensor(x)
-    yt = torch.from_numpy(y.reshape(-1, 1).copy())
-
-    def train():
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xt), yt)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    def infer():
-        with torch.inference_mode():
-            return torch.sigmoid(model(xt)).numpy()
-
-    return train, infer
 
 
 def parity_check(shape, backend_name):
@@ -152,10 +131,14 @@ class Contender:
         self.ops = ops  # for GEMM sets: fn() returns the seconds of each product
         self.samples, self.op_samples, self.inner, self.first_call_s, self.warm_s = [], [], 1, None, 0.0
 
+    #: the clock of a sample: wall time, or (``--clock cpu``, one thread only) this process's CPU
+    #: time, which other jobs on a shared machine do not inflate
+    clock = staticmethod(time.perf_counter)
+
     def call(self):
-        t0 = time.perf_counter()
+        t0 = self.clock()
         r = self.fn()
-        dt = time.perf_counter() - t0
+        dt = self.clock() - t0
         return (sum(r), r) if self.ops is not None else (dt, None)
 
     def warm_up(self, n, min_sample_s):
@@ -221,54 +204,110 @@ def probe_backends(names):
     return ok, notes
 
 
-def time_size(cfg, shape, backends, torch_on):
-    from tinycnn import backend
+def build_model(which, shape):
+    """A compiled tinycnn model: the seed model, or the pipeline's default diagnosis model."""
+    if which == "seed":
+        return sm.build_tinycnn(shape)
+    import tinycnn
+    from tinycnn.pipeline import diagnosis_model
 
-    x, y = sm.make_batch(shape)
-    cs, notes = [], []
-    for b in backends:
-        if b == "numpy" and shape[0] > cfg["numpy_max_size"]:
-            notes.append(f"tinycnn-numpy not timed at {sm.label(shape)} (> --numpy-max-size {cfg['numpy_max_size']})")
-            continue
-        backend.set_backend(b)
-        model = sm.build_tinycnn(shape)
-        prep = lambda b=b: backend.set_backend(b)  # noqa: E731  (a model follows the active backend)
-        cs.append(Contender(f"tinycnn-{b}", "train", lambda m=model: m.train_on_batch(x, y), prep))
-        cs.append(Contender(f"tinycnn-{b}", "infer", lambda m=model: m.predict(x, batch_size=sm.BATCH), prep))
-    if torch_on:
-        train, infer = torch_fns(shape, x, y, cfg["channels_last"])
-        cs += [Contender("torch", "train", train), Contender("torch", "infer", infer)]
-    gs = sm.GemmSet(shape)
-    cs.append(Contender("gemm", "step", gs.run, ops=gs.specs))
-    cs.append(Contender("gemm", "forward", lambda: gs.run("forward"),
-                        ops=[g for g in gs.specs if g["phase"] == "forward"]))
-    rng = np.random.default_rng(0)
-    a, b2, c = (rng.uniform(-1, 1, (1024, 1024)).astype(np.float32) for _ in range(3))
-
-    def square():
-        t0 = time.perf_counter()
-        np.matmul(a, b2, out=c)
-        return [time.perf_counter() - t0]
-
-    cs.append(Contender("gemm", "1024^3", square, ops=[{"name": "1024^3", "m": 1024, "k": 1024, "n": 1024,
-                                                        "flops": 2 * 1024**3, "phase": "", "trans": ""}]))
-    for con in cs:
-        log(cfg, f"{sm.label(shape)}: warm-up {con.who} {con.kind}")
-        con.warm_up(cfg["warmup"], cfg["min_sample_s"])
-    for r in range(cfg["repeats"]):
-        log(cfg, f"{sm.label(shape)}: round {r + 1}/{cfg['repeats']}")
-        for con in cs:  # ABAB...: every contender once per round, in the same order
-            con.sample(cfg["gap_s"])
-    return {"shape": list(shape), "notes": notes, "results": [con.result() for con in cs]}
+    tinycnn.set_random_seed(0)
+    model = diagnosis_model(tuple(shape))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
 
 
-def timing(cfg):
-    import numba
+def torch_twin(model, channels_last):
+    """The same network as a built tinycnn Sequential, layer by layer, in PyTorch (NCHW).
 
-    load_start = os.getloadavg()[0]
+    Conv2D -> Conv2d (+ ReLU), 'same' as symmetric padding (odd kernels); MaxPooling2D ->
+    MaxPool2d; BatchNormalization -> BatchNorm2d (Keras momentum m is PyTorch's 1 - m);
+    GlobalAveragePooling2D -> AdaptiveAvgPool2d + Flatten; Dense -> Linear (+ ReLU); the final
+    sigmoid is fused into BCEWithLogitsLoss, as tinycnn fuses it into its loss. Adam with
+    Keras' hyper-parameters. Returns (train, infer) factories taking (x_nhwc, y).
+    """
+    import torch
+    from torch import nn
 
-    torch_on, notes = cfg["torch"], []
-    if torch_on:
+    from tinycnn import layers as L
+
+    mods, last = [], len(model.layers) - 1
+    for i, layer in enumerate(model.layers):
+        act = getattr(layer, "activation", None)
+        if isinstance(layer, L.Conv2D):
+            KH, KW = layer.kernel_size
+            pad = (KH // 2, KW // 2) if layer.padding == "same" else 0
+            mods.append(nn.Conv2d(layer.input_shape[-1], layer.filters, (KH, KW), stride=layer.strides,
+                                  padding=pad, bias=layer.use_bias))
+        elif isinstance(layer, L.MaxPooling2D):
+            mods.append(nn.MaxPool2d(layer.pool_size, layer.strides))
+        elif isinstance(layer, L.BatchNormalization):
+            mods.append(nn.BatchNorm2d(layer.input_shape[-1], eps=layer.epsilon, momentum=1 - layer.momentum))
+        elif isinstance(layer, L.GlobalAveragePooling2D):
+            mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        elif isinstance(layer, L.Flatten):
+            mods.append(nn.Flatten())
+        elif isinstance(layer, L.Dropout):
+            mods.append(nn.Dropout(layer.rate))
+        elif isinstance(layer, L.Dense):
+            mods.append(nn.Linear(layer.input_shape[0], layer.units, bias=layer.use_bias))
+        elif not isinstance(layer, L.Activation):
+            raise TypeError(f"no PyTorch twin for {type(layer).__name__}")
+        if act == "relu" and i != last:
+            mods.append(nn.ReLU())
+        elif act not in (None, "linear", "relu") and i != last:
+            raise TypeError(f"no PyTorch twin for activation {act!r}")
+    torch.manual_seed(0)
+    net = nn.Sequential(*mods)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(dtype=torch.float32, memory_format=fmt)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    loss_fn = nn.BCEWithLogitsLoss()
+    return net, opt, loss_fn, fmt
+
+
+def torch_model_fns(model, x, y, channels_last):
+    """``(train_step, inference)`` closures for the PyTorch twin of ``model`` on (x, y)."""
+    import torch
+
+    net, opt, loss_fn, fmt = torch_twin(model, channels_last)
+    xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+    yt = torch.from_numpy(y.reshape(-1, 1).copy())
+
+    def train():
+        net.train()
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def infer():
+        net.eval()
+        with torch.inference_mode():
+            return torch.sigmoid(net(xt)).numpy()
+
+    return train, infer
+
+
+# --------------------------------------------------------------------------- timing server
+def serve(cfg):
+    """A persistent timing process: builds the contenders of one engine (or several, in the
+    one-process mode) for a size on request, then times one sample per request, so that the
+    parent can alternate samples between processes round by round.
+
+    Protocol: one JSON command per line on stdin; one reply per command on stdout, on a line
+    starting with ``@@`` (anything else a library prints is ignored). Commands: ``setup``
+    (``size``, ``models``), ``sample`` (``key``), ``info``, ``quit``.
+    """
+    import json
+
+    engines = cfg["engines"]
+    notes = []
+    if cfg.get("clock") == "cpu":
+        Contender.clock = staticmethod(time.process_time)
+    torch_on = "torch" in engines
+    if torch_on:  # first, as a user who imports both would (it decides Numba's thread pool)
         try:
             import torch
         except ImportError as e:
@@ -276,32 +315,81 @@ def timing(cfg):
             notes.append(f"PyTorch not timed: {e}")
         else:
             torch.set_num_threads(cfg["threads"])
-    import tinycnn
+    backends = []
+    if "tinycnn" in engines:
+        import tinycnn  # noqa: F401
 
-    backends, bnotes = probe_backends(cfg["backends"])
-    notes += bnotes
-    out = {"env": cfg["env"], "channels_last": cfg["channels_last"], "notes": notes,
-           "numba_threads": numba.get_num_threads(), "backends": backends, "sizes": {}}
-    if torch_on:
-        import torch
+        backends, bnotes = probe_backends(cfg["backends"])
+        notes += bnotes
+    load_start = os.getloadavg()[0]
+    contenders = {}
 
-        out["torch_threads"] = torch.get_num_threads()
-        out["torch_version"] = torch.__version__
-        if cfg.get("parity") and backends:
-            pb = "numpy" if "numpy" in backends else backends[0]
-            shape = min(sm.parse_sizes(cfg["sizes"]), key=lambda s: s[0] * s[1] * s[2])
-            log(cfg, f"parity check (tinycnn-{pb} vs torch, {sm.label(shape)})")
-            out["parity"] = parity_check(shape, pb)
-    for shape in sm.parse_sizes(cfg["sizes"]):
-        out["sizes"][sm.label(shape)] = time_size(cfg, shape, backends, torch_on)
-    if "cpu" in backends:
-        try:
-            out["numba_threading_layer"] = numba.threading_layer()
-        except ValueError:
-            pass
-    out["tinycnn_version"] = tinycnn.__version__
-    out["loadavg_1min"] = [load_start, os.getloadavg()[0]]
-    return out
+    def reply(obj):
+        sys.stdout.write("@@" + json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["cmd"] == "quit":
+            break
+        if cmd["cmd"] == "info":
+            import numba
+
+            info = {"notes": notes, "numba_threads": numba.get_num_threads(), "backends": backends,
+                    "loadavg_1min": [load_start, os.getloadavg()[0]], "pid": os.getpid()}
+            if torch_on:
+                import torch
+
+                info.update(torch_threads=torch.get_num_threads(), torch_version=torch.__version__)
+            if backends:
+                try:
+                    info["numba_threading_layer"] = numba.threading_layer()
+                except ValueError:
+                    pass
+            reply(info)
+        elif cmd["cmd"] == "setup":
+            contenders = setup_contenders(cfg, sm.parse_sizes(cmd["size"])[0], cmd["models"], backends, torch_on)
+            reply({"keys": list(contenders), "warm": {k: c.warm_s for k, c in contenders.items()}})
+        elif cmd["cmd"] == "sample":
+            con = contenders[cmd["key"]]
+            con.sample(cfg["gap_s"])
+            reply({"s": con.samples[-1], "first_call_s": con.first_call_s, "inner": con.inner})
+    return {}
+
+
+def setup_contenders(cfg, shape, which_models, backends, torch_on):
+    """Build and warm up every contender of this process for one size (key -> Contender)."""
+    from tinycnn import backend
+
+    x, y = sm.make_batch(shape)
+    cs = {}
+    for which in which_models:
+        for b in backends:
+            backend.set_backend(b)
+            model = build_model(which, shape)
+            prep = lambda b=b: backend.set_backend(b)  # noqa: E731  (a model follows the active backend)
+            cs[f"{which}/tinycnn-{b}/train"] = Contender(f"tinycnn-{b}", "train",
+                                                         lambda m=model: m.train_on_batch(x, y), prep)
+            cs[f"{which}/tinycnn-{b}/infer"] = Contender(f"tinycnn-{b}", "infer",
+                                                         lambda m=model: m.predict(x, batch_size=sm.BATCH), prep)
+        if torch_on:
+            train, infer = torch_model_fns(build_model(which, shape), x, y, cfg["channels_last"])
+            cs[f"{which}/torch/train"] = Contender("torch", "train", train)
+            cs[f"{which}/torch/infer"] = Contender("torch", "infer", infer)
+    if cfg.get("gemm"):
+        rng = np.random.default_rng(0)
+        a, b2, c = (rng.uniform(-1, 1, (1024, 1024)).astype(np.float32) for _ in range(3))
+
+        def square():
+            t0 = Contender.clock()
+            np.matmul(a, b2, out=c)
+            return [Contender.clock() - t0]
+
+        cs["gemm/1024^3"] = Contender("gemm", "1024^3", square, ops=[{"name": "1024^3", "m": 1024, "k": 1024,
+                                                                      "n": 1024, "flops": 2 * 1024**3}])
+    for con in cs.values():
+        con.warm_up(cfg["warmup"], cfg["min_sample_s"])
+    return cs
 
 
 # --------------------------------------------------------------------------- compile worker
@@ -327,7 +415,7 @@ def compile_time(cfg):
         model.predict(x, batch_size=sm.BATCH)
         preds.append(time.perf_counter() - t)
     return {"size": sm.label(shape), "import_s": t_import, "steps_s": steps, "predict_s": preds,
-            "to_first_step_done_s": first_done}
+            "to_first_step_done_s": first_done, "cpu_s": time.process_time()}
 
 
 # --------------------------------------------------------------------------- memory worker
@@ -348,7 +436,7 @@ def memory(cfg):
         torch.set_num_threads(cfg["threads"])
         x, y = sm.make_batch(shape)
         base = _maxrss_mib()
-        step, _ = torch_fns(shape, x, y, cfg["channels_last"])
+        step, _ = torch_model_fns(build_model("seed", shape), x, y, cfg["channels_last"])
     else:
         import tinycnn
 
@@ -368,4 +456,11 @@ def memory(cfg):
             "steps": len(times), "step_s": times}
 
 
-WORKERS = {"timing": timing, "compile": compile_time, "memory": memory}
+def parity(cfg):
+    import torch
+
+    torch.set_num_threads(cfg["threads"])
+    return parity_check(sm.parse_sizes(cfg["size"])[0], cfg["backend"])
+
+
+WORKERS = {"serve": serve, "parity": parity, "compile": compile_time, "memory": memory}

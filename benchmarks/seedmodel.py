@@ -10,6 +10,7 @@ use it and is imported as ``seedmodel`` (``benchmarks/`` is on ``sys.path`` for 
 run from there and pytest's collection of ``benchmarks/bench_*.py``).
 """
 
+import functools
 import math
 import time
 
@@ -131,6 +132,37 @@ def gemms(shape, batch=BATCH):
         add(f"{tag} dW   x.T@dy", "backward", din, batch, dout, "a")
         add(f"{tag} dX   dy@w.T", "backward", batch, dout, din, "b")
     return out
+
+
+@functools.cache
+def model_flops(which, shape, batch=BATCH, phase=None):
+    """Multiply-add arithmetic (x 2) of one training step (``phase=None``) or of the forward
+    pass (``'forward'``) of the seed or the diagnosis model: every Conv2D's and Dense layer's
+    forward product, weight gradient and input gradient (none for the first layer), whatever
+    the algorithm (for the seed model this equals :func:`flops`). Batch norm, pooling and
+    activations are not counted."""
+    import tinycnn
+    from tinycnn.layers import Conv2D, Dense
+
+    with tinycnn.use_backend("numpy"):
+        if which == "seed":
+            model = build_tinycnn(shape)
+        else:
+            from tinycnn.pipeline import diagnosis_model
+
+            model = diagnosis_model(tuple(shape))
+    total = 0
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Conv2D):
+            KH, KW = layer.kernel_size
+            OH, OW, F = layer.output_shape
+            f = 2 * OH * OW * KH * KW * layer.input_shape[-1] * F
+        elif isinstance(layer, Dense):
+            f = 2 * layer.input_shape[0] * layer.units
+        else:
+            continue
+        total += f if phase == "forward" else f * (2 if i == 0 else 3)
+    return batch * total
 
 
 def flops(shape, batch=BATCH, phase=None):

@@ -12,8 +12,14 @@ signature. ``ctx`` values are opaque to callers: a backend keeps in them whateve
 needs (device arrays for ``cuda``).
 
 Layout and dtypes: images are NHWC; kernels take float32 (normal work) or float64 (gradient
-checks) and return arrays of the input's dtype. Kernel weights are (KH, KW, C, F); dense
-weights are (D_in, D_out).
+checks) and return arrays of the input's dtype (bool, integer and float16 inputs are computed
+in float32; other operands are converted to the input's dtype). Kernel weights are
+(KH, KW, C, F); dense weights are (D_in, D_out).
+
+Arguments are checked once, by :mod:`.checks`, at the top of every contract function of every
+backend: the same bad call raises the same tinycnn error, with the same message, everywhere
+(``tests/test_backend_parity.py`` holds each backend to it). Below that line kernels trust
+their arguments.
 
 The contract (shapes use N, H, W, C, KH, KW, OH, OW, F):
 
@@ -29,11 +35,18 @@ The contract (shapes use N, H, W, C, KH, KW, OH, OW, F):
   ``dense_backward(dy, ctx, need_dx=True) -> (dx, dw, db)`` (dx None unless need_dx).
 - ``activation_forward(x, kind, alpha=0.0) -> (y, ctx)``; kind in :data:`ACTIVATIONS`
   (softmax over the last axis); ``activation_backward(dy, ctx) -> dx``.
-- ``batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training)
-  -> (y, ctx)``: normalises over every axis but the last; in training, uses batch statistics
-  and updates ``running_mean``/``running_var`` in place (Keras momentum convention:
-  ``running = momentum * running + (1 - momentum) * batch``, batch variance biased).
-  ``batchnorm_backward(dy, ctx) -> (dx, dgamma, dbeta)``.
+- ``batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training,
+  allreduce=None) -> (y, ctx)``: normalises over every axis but the last; in training, uses
+  batch statistics and updates ``running_mean``/``running_var`` in place (Keras momentum
+  convention: ``running = momentum * running + (1 - momentum) * batch``, batch variance
+  biased). ``batchnorm_backward(dy, ctx) -> (dx, dgamma, dbeta)``.
+  Synchronized batch normalisation (data parallelism): with ``allreduce``, training uses the
+  statistics of the global batch, over every process. ``allreduce(arrays) -> arrays`` sums a
+  list of float64 NumPy arrays over the processes (e.g. MPI Allreduce). It is called with
+  ``[sum x, count]`` (per channel, shapes (C,) and (1,)) and then ``[sum (x - mean)**2]``
+  (around the global mean) in the forward pass, and with ``[sum dy, sum dy * xhat, count]``
+  in the backward pass, whose ``dx`` then uses the global sums; ``dgamma`` and ``dbeta``
+  stay local (they are reduced with every other gradient).
 - ``dropout_forward(x, rate, seed) -> (y, ctx)`` (inverted dropout, mask from
   ``numpy.random.default_rng(seed)``, ``keep = u >= rate`` with ``u`` float32 uniform of x's
   shape); ``dropout_backward(dy, ctx) -> dx``.
@@ -55,8 +68,13 @@ if __name__ != "tinycnn.kernels":  # pragma: no cover - guard against a second c
         "and shadow the unrelated PyPI package of that name"
     )
 
+#: activations a convolution or dense kernel applies itself (fused after the bias)
 ELEMENTWISE = ("linear", "relu", "sigmoid", "tanh")
+#: activations of ``activation_forward``
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
+#: how compiled kernels (Numba, CUDA) receive an activation: one small int, so that one
+#: compiled specialisation serves every activation
+ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "leaky_relu": 4, "softmax": 5}
 LOSSES = (
     "binary_crossentropy",
     "categorical_crossentropy",
@@ -64,6 +82,10 @@ LOSSES = (
     "mse",
     "binary_focal_crossentropy",
 )
+#: how compiled kernels receive a loss kind
+LOSS_CODES = {kind: code for code, kind in enumerate(LOSSES)}
+#: Keras' backend epsilon: probabilities are clipped to ``[EPSILON, 1 - EPSILON]`` in the losses
+EPSILON = 1e-7
 
 CONTRACT = (
     "asarray",

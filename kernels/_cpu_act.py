@@ -1,9 +1,9 @@
 """Scalar activation helpers shared by the ``cpu`` kernels (compiled into their callers).
 
-Activations are passed to kernels as small int codes, not strings, so that one compiled
-specialisation serves every activation. Constants are float32 so that float32 arrays stay in
-float32 arithmetic (Numba would otherwise promote to float64); with float64 arrays they are
-promoted exactly.
+Activations are passed to kernels as small int codes (:data:`tinycnn.kernels.ACTIVATION_CODES`),
+not strings, so that one compiled specialisation serves every activation. Constants are
+float32 so that float32 arrays stay in float32 arithmetic (Numba would otherwise promote to
+float64); with float64 arrays they are promoted exactly.
 """
 
 import math
@@ -11,9 +11,10 @@ import math
 import numpy as np
 from numba import njit
 
-LINEAR, RELU, SIGMOID, TANH, LEAKY_RELU, SOFTMAX = 0, 1, 2, 3, 4, 5
-CODES = {"linear": LINEAR, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH,
-         "leaky_relu": LEAKY_RELU, "softmax": SOFTMAX}
+from . import ACTIVATION_CODES as CODES
+
+LINEAR, RELU, SIGMOID, TANH, LEAKY_RELU, SOFTMAX = (
+    CODES[k] for k in ("linear", "relu", "sigmoid", "tanh", "leaky_relu", "softmax"))
 
 #: fast-math flags that keep NaN and inf semantics (no 'nnan'/'ninf'/'afn'): reductions may be
 #: reassociated (vectorised), products contracted into FMAs. NaN must still propagate so that a

@@ -9,12 +9,10 @@ import math
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from ..errors import ConfigError, DTypeError, ShapeError
 from . import _cpu_memory as mem
+from . import checks, reference
 from ._cpu_act import CODES, FAST, LEAKY_RELU, RELU, SOFTMAX, act_grad, act_value
-from ._cpu_checks import activation_code, float_array, same_shape
-
-ACTIVATIONS = ("linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
+from ._cpu_checks import float_array
 
 
 # --------------------------------------------------------------------------- activations
@@ -65,12 +63,11 @@ def _softmax_backward_kernel(dy, y, dx):
 
 def activation_forward(x, kind, alpha=0.0):
     """``y = act(x)`` elementwise (softmax over the last axis)."""
-    x = float_array(x, "x")
-    act = activation_code(kind, ACTIVATIONS, CODES)
+    dt, kind = checks.activation_args(x, kind)
+    x = float_array(x, "x", dtype=dt)
+    act = CODES[kind]
     y = mem.take(x.shape, x.dtype)
     if act == SOFTMAX:
-        if x.ndim == 0 or x.shape[-1] == 0:
-            raise ShapeError(f"softmax needs a non-empty last axis, got shape {x.shape}")
         _softmax_forward_kernel(x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1]))
     else:
         _act_forward_kernel(x.reshape(-1), act, x.dtype.type(alpha), y.reshape(-1))
@@ -80,8 +77,8 @@ def activation_forward(x, kind, alpha=0.0):
 def activation_backward(dy, ctx):
     """``dx = dy * act'(x)``; softmax: ``y * (dy - sum_k dy_k y_k)``."""
     x, y, act, alpha = ctx
+    checks.grad(dy, y.shape)
     dy = float_array(dy, "dy", dtype=y.dtype)
-    same_shape(dy, y.shape, "dy")
     dx = mem.take(y.shape, y.dtype)
     if act == SOFTMAX:
         K = y.shape[-1]
@@ -152,19 +149,18 @@ def _blocks(rows):
     return max(2 * get_num_threads(), min(1024, -(-rows // 2048)), 1)
 
 
-def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training):
-    """Batch normalisation over every axis but the last; running statistics updated in place."""
-    x = float_array(x, "x")
-    dt = x.dtype
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training, allreduce=None):
+    """Batch normalisation over every axis but the last; running statistics updated in place.
+    Synchronized statistics (``allreduce`` in training) are computed by the reference."""
+    dt = checks.batchnorm(x, gamma, beta, running_mean, running_var, allreduce)
+    if training and allreduce is not None:
+        y, ctx = reference.batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon,
+                                             training, allreduce)
+        return y, ("reference", ctx)
+    x = float_array(x, "x", dtype=dt)
     C = x.shape[-1]
     gamma = float_array(gamma, "gamma", 1, dt)
     beta = float_array(beta, "beta", 1, dt)
-    for name, a in (("running_mean", running_mean), ("running_var", running_var)):
-        if not isinstance(a, np.ndarray):
-            raise DTypeError(f"{name} must be a numpy array (updated in place), got {type(a).__name__}")
-    for name, a in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
-                    ("running_var", running_var)):
-        same_shape(a, (C,), name)
     x2 = x.reshape(-1, C)
     if training:
         part = np.zeros((_blocks(x2.shape[0]), 2, C))
@@ -187,10 +183,12 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsil
 
 def batchnorm_backward(dy, ctx):
     """``(dx, dgamma, dbeta)`` of :func:`batchnorm_forward`."""
+    if isinstance(ctx[0], str):
+        return reference.batchnorm_backward(dy, ctx[1])
     x2, mean, inv_std, gamma, training, shape = ctx
     dt = x2.dtype
+    checks.grad(dy, shape)
     dy = float_array(dy, "dy", dtype=dt)
-    same_shape(dy, shape, "dy")
     C = x2.shape[1]
     dy2 = dy.reshape(-1, C)
     part = np.zeros((_blocks(x2.shape[0]), 2, C))
@@ -229,10 +227,8 @@ def _dropout_backward_kernel(dy, keep, scale, dx):
 def dropout_forward(x, rate, seed):
     """Inverted dropout; the mask is ``default_rng(seed).random(x.shape, float32) >= rate``
     (the same draw as the reference), kept as one byte per element."""
-    x = float_array(x, "x")
-    rate = float(rate)
-    if not 0.0 <= rate < 1.0:
-        raise ConfigError(f"dropout rate must be in [0, 1), got {rate}")
+    dt, rate = checks.dropout(x, rate)
+    x = float_array(x, "x", dtype=dt)
     u = mem.workspace("dropout_u", x.shape, np.float32)
     np.random.default_rng(seed).random(out=u, dtype=np.float32)
     scale = x.dtype.type(1) / x.dtype.type(1 - rate)
@@ -246,8 +242,8 @@ def dropout_forward(x, rate, seed):
 def dropout_backward(dy, ctx):
     """``dx = dy * keep / (1 - rate)``."""
     keep, scale = ctx
+    checks.grad(dy, keep.shape)
     dy = float_array(dy, "dy", dtype=scale.dtype)
-    same_shape(dy, keep.shape, "dy")
     dx = mem.take(dy.shape, dy.dtype)
     _dropout_backward_kernel(dy.reshape(-1), keep.reshape(-1), scale, dx.reshape(-1))
     return dx

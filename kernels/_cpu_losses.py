@@ -12,15 +12,11 @@ import math
 import numpy as np
 from numba import njit
 
-from ..errors import ConfigError, InvalidValueError, ShapeError
-from . import reference
+from . import EPSILON, LOSS_CODES, checks, reference
 from ._cpu_checks import float_array
 
-LOSSES = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
-          "mse", "binary_focal_crossentropy")
-_BCE, _CE, _SPARSE, _MSE = 0, 1, 2, 3
-_CODES = {"binary_crossentropy": _BCE, "categorical_crossentropy": _CE,
-          "sparse_categorical_crossentropy": _SPARSE, "mse": _MSE}
+_BCE, _CE, _SPARSE, _MSE = (LOSS_CODES[k] for k in ("binary_crossentropy", "categorical_crossentropy",
+                                                    "sparse_categorical_crossentropy", "mse"))
 
 
 @njit(cache=True)  # batches are small: a parallel launch would cost more than the loop
@@ -86,46 +82,24 @@ def _loss_kernel(kind, logits, y, t, labels, w, lo, hi, grad, per):
 
 def loss_forward(kind, y_pred, y_true, sample_weight, from_logits, gamma=2.0, alpha=None):
     """``(loss, ctx)``: the batch loss ``sum_n w_n l_n / N`` as a float; ctx keeps dL/dy."""
-    if kind not in LOSSES:
-        raise ConfigError(f"unknown loss {kind!r}; choose one of {LOSSES}")
-    y = float_array(y_pred, "y_pred")
-    if y.ndim == 0 or y.shape[0] == 0:
-        raise ShapeError(f"y_pred must have a non-empty batch axis, got shape {y.shape}")
+    dt = checks.loss(kind, y_pred, y_true, sample_weight)
+    y = float_array(y_pred, "y_pred", dtype=dt)
     N = y.shape[0]
     if kind == "binary_focal_crossentropy" or y.ndim > 2:
         return reference.loss_forward(kind, y, y_true, sample_weight, from_logits, gamma, alpha)
-    dt = y.dtype
-    if y.size == 0:
-        raise ShapeError(f"y_pred must not be empty, got shape {y.shape}")
     y2 = y.reshape(N, -1)
     K = y2.shape[1]
-    if kind in ("categorical_crossentropy", "sparse_categorical_crossentropy") and y.ndim != 2:
-        raise ShapeError(f"{kind} needs y_pred of shape (N, classes), got {y.shape}")
     labels = np.zeros(1, np.int64)
     t = np.zeros((1, 1), dt)
     if kind == "sparse_categorical_crossentropy":
-        lab = np.asarray(y_true)
-        if lab.size != N:
-            raise ShapeError(f"y_true must hold {N} class indices, got shape {lab.shape}")
-        labels = np.ascontiguousarray(lab.reshape(N).astype(np.int64))
-        if labels.min() < 0 or labels.max() >= K:
-            raise InvalidValueError(f"class indices must lie in [0, {K}), got "
-                                    f"[{labels.min()}, {labels.max()}]")
+        labels = np.ascontiguousarray(checks.class_labels(y_true, N, K))
     else:
-        t = np.asarray(y_true, dtype=dt)
-        if t.size != y.size:
-            raise ShapeError(f"y_true has shape {t.shape}, y_pred {y.shape}")
-        t = np.ascontiguousarray(t.reshape(N, K))
-    if sample_weight is None:
-        w = np.ones(N, dt)
-    else:
-        w = np.ascontiguousarray(np.asarray(sample_weight, dtype=dt))
-        if w.shape != (N,):
-            raise ShapeError(f"sample_weight must have shape ({N},), got {w.shape}")
-    eps = reference._EPS
+        t = np.ascontiguousarray(np.asarray(y_true, dtype=dt).reshape(N, K))
+    w = np.ones(N, dt) if sample_weight is None else np.ascontiguousarray(np.asarray(sample_weight, dtype=dt))
+    eps = EPSILON
     grad = np.empty((N, K), dt)
     per = np.empty(N, dt)
-    _loss_kernel(_CODES[kind], bool(from_logits), y2, t, labels, w, dt.type(eps),
+    _loss_kernel(LOSS_CODES[kind], bool(from_logits), y2, t, labels, w, dt.type(eps),
                  dt.type(1 - eps), grad, per)
     loss = float(np.dot(w.astype(np.float64), per.astype(np.float64)) / N)
     return loss, (grad.reshape(y.shape), per)

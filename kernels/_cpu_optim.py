@@ -12,8 +12,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..errors import ConfigError, DTypeError, ShapeError
-from . import reference
+from . import checks, reference
 from ._cpu_act import FAST
 
 #: parameters with fewer elements than this are updated on one thread
@@ -58,36 +57,22 @@ def _sgd_kernel(p, g, vel, lr, momentum, nesterov):
             p[i] += momentum * vi - lr * g[i] if nesterov else vi
 
 
-def _flat(a, name, p):
-    """A flat view of ``a`` (same shape and dtype as p), or None if it is not contiguous."""
-    if not isinstance(a, np.ndarray):
-        raise DTypeError(f"{name} must be a numpy array updated in place, got {type(a).__name__}")
-    if a.shape != p.shape:
-        raise ShapeError(f"{name} has shape {a.shape}, the parameter {p.shape}")
-    if not a.flags.writeable:
-        raise ConfigError(f"{name} is read-only; optimizer updates happen in place")
-    if a.dtype != p.dtype or not a.flags.c_contiguous:
+def _flat(a, p):
+    """A flat view of ``a`` (checked: p's shape, writeable), or None unless it is a
+    C-contiguous NumPy array of p's dtype (the reference then updates it in place)."""
+    if not isinstance(a, np.ndarray) or a.dtype != p.dtype or not a.flags.c_contiguous:
         return None
     return a.reshape(-1)
 
 
-def _param(p):
-    if not isinstance(p, np.ndarray) or p.dtype not in (np.float32, np.float64):
-        raise DTypeError(f"parameters must be float32/float64 numpy arrays, got "
-                         f"{getattr(p, 'dtype', type(p).__name__)}")
-
-
 def _grad(g, p):
-    g = np.asarray(g)
-    if g.shape != p.shape:
-        raise ShapeError(f"gradient has shape {g.shape}, the parameter {p.shape}")
     return np.ascontiguousarray(g, dtype=p.dtype).reshape(-1)
 
 
 def adam_update(p, g, m, v, lr, beta_1, beta_2, epsilon, t):
     """Adam in place (Keras form), step ``t`` counted from 1."""
-    _param(p)
-    flat = [_flat(a, n, p) for a, n in ((p, "p"), (m, "m"), (v, "v"))]
+    checks.update(p, g, m=m, v=v)
+    flat = [_flat(a, p) for a in (p, m, v)]
     if any(f is None for f in flat):
         return reference.adam_update(p, g, m, v, lr, beta_1, beta_2, epsilon, t)
     dt = p.dtype.type
@@ -99,9 +84,9 @@ def adam_update(p, g, m, v, lr, beta_1, beta_2, epsilon, t):
 
 def sgd_update(p, g, velocity, lr, momentum, nesterov):
     """SGD with (optionally Nesterov) momentum, in place."""
-    _param(p)
-    fp = _flat(p, "p", p)
-    fv = fp if momentum == 0 or velocity is None else _flat(velocity, "velocity", p)
+    checks.update(p, g, velocity=velocity if momentum else None)
+    fp = _flat(p, p)
+    fv = fp if momentum == 0 or velocity is None else _flat(velocity, p)
     if fp is None or fv is None:
         return reference.sgd_update(p, g, velocity, lr, momentum, nesterov)
     dt = p.dtype.type

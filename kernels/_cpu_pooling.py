@@ -10,11 +10,10 @@ each output's gradient to that one input, so ties never split or duplicate a gra
 import numpy as np
 from numba import njit, prange
 
-from ..errors import ConfigError, ShapeError
 from . import _cpu_memory as mem
-from ._cpu_checks import float_array, pair_of_ints, same_shape
+from . import checks
+from ._cpu_checks import float_array
 from ._cpu_conv import window_columns
-from .shapes import conv_geometry
 
 
 # no fastmath here: the comparisons must keep NaN semantics, and there is nothing to contract
@@ -41,12 +40,12 @@ def _maxpool_forward_kernel(x, PH, PW, sh, sw, pt, pl, y, arg):
                         continue
                     k = p * PW + q
                     src = x[n, h, v]
-                    for c in range(C):
+                    for c in range(C):  # selects, not branches: the loop vectorises
                         val = src[c]
                         b = best[c]
-                        if val > b or (val != val and b == b):
-                            best[c] = val
-                            idx[c] = k
+                        wins = (val > b) | ((val != val) & (b == b))
+                        best[c] = val if wins else b
+                        idx[c] = k if wins else idx[c]
 
 
 @njit(parallel=True, cache=True)
@@ -108,15 +107,9 @@ def _global_avgpool_backward_kernel(dy, dx):
 
 def maxpool2d_forward(x, pool, stride, padding):
     """Max pooling, NHWC; ``y`` (N, OH, OW, C) and the argmax kept in ``ctx``."""
-    x = float_array(x, "x", 4)
-    PH, PW = pair_of_ints(pool, "pool")
-    sh, sw = pair_of_ints(stride, "stride")
-    if padding not in ("valid", "same"):
-        raise ConfigError(f"padding must be 'valid' or 'same', got {padding!r}")
+    dt, (PH, PW), ((sh, sw), pads, OH, OW) = checks.maxpool2d(x, pool, stride, padding)
+    x = float_array(x, "x", 4, dt)
     N, H, W, C = x.shape
-    OH, OW, pads = conv_geometry(H, W, PH, PW, (sh, sw), padding)
-    if OH < 1 or OW < 1:
-        raise ShapeError(f"input {H}x{W} is smaller than the pool {PH}x{PW} ({padding!r})")
     pt, _, pl, _ = pads
     y = mem.take((N, OH, OW, C), x.dtype)
     arg = mem.take((N, OH, OW, C), np.uint8 if PH * PW <= 256 else np.int32)
@@ -127,8 +120,8 @@ def maxpool2d_forward(x, pool, stride, padding):
 def maxpool2d_backward(dy, ctx):
     """``dx``: each ``dy`` goes to its window's first maximum; every other element is zero."""
     x_shape, arg, (PH, PW), (sh, sw), (pt, _, pl, _) = ctx
+    checks.grad(dy, arg.shape)
     dy = float_array(dy, "dy", 4)
-    same_shape(dy, arg.shape, "dy")
     dx = mem.take(x_shape, dy.dtype)
     _maxpool_backward_kernel(dy, arg, PH, PW, sh, sw, pt, pl, dx)
     return dx
@@ -136,9 +129,7 @@ def maxpool2d_backward(dy, ctx):
 
 def global_avgpool_forward(x):
     """``y[n,c] = mean_{i,j} x[n,i,j,c]``."""
-    x = float_array(x, "x", 4)
-    if x.shape[1] * x.shape[2] == 0:
-        raise ShapeError(f"global average pooling needs a non-empty image, got shape {x.shape}")
+    x = float_array(x, "x", 4, checks.global_avgpool(x))
     y = np.empty((x.shape[0], x.shape[3]), x.dtype)
     _global_avgpool_forward_kernel(x, y)
     return y, x.shape
@@ -147,8 +138,8 @@ def global_avgpool_forward(x):
 def global_avgpool_backward(dy, ctx):
     """``dx[n,i,j,c] = dy[n,c] / (H*W)``."""
     N, H, W, C = ctx
+    checks.grad(dy, (N, C))
     dy = float_array(dy, "dy", 2)
-    same_shape(dy, (N, C), "dy")
     dx = mem.take(ctx, dy.dtype)
     _global_avgpool_backward_kernel(dy, dx)
     return dx

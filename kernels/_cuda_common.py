@@ -1,5 +1,5 @@
-"""Shared machinery of the ``cuda`` backend: the numba-cuda import guard, the kernel registry
-and the launch helpers.
+"""Shared machinery of the ``cuda`` backend: the numba-cuda import guard, the kernel registry,
+the launch helpers and the device functions every kernel may inline.
 
 Every CUDA kernel of the backend is written once as a *factory* ``factory(T) -> pyfunc``
 where ``T`` is the numba float type (``float32`` or ``float64``); the factory's closure makes
@@ -10,12 +10,19 @@ lazily, once per dtype (a "templated" kernel), and numba compiles it on its firs
 Each factory is registered with the argument types it is launched with
 (:data:`SIGNATURES`); the PTX test compiles exactly those, and the simulator test checks that
 every launch it makes matches one of them (:func:`record_launches`).
+
+Device functions are declared ``inline="always"``: Numba inlines them into the calling kernel
+at its own IR level, so the kernel compiles to the same PTX as if the helper were written out
+in it and, unlike a separately compiled device function, compiling it does not ask the CUDA
+driver for the current device (which fails on a machine without a GPU).
 """
 
 import contextlib
 import functools
+import math
 
 from ..errors import BackendError
+from . import ACTIVATION_CODES
 
 
 class CudaImportError(BackendError, ImportError):
@@ -44,11 +51,8 @@ if not SIM and getattr(cuda, "implementation", None) != "NVIDIA":  # pragma: no 
         "install it with `pip install tinycnn[cuda]`"
     )
 
-# Activation codes shared by the GEMM epilogue and the elementwise kernels.
-LINEAR, RELU, SIGMOID, TANH, LEAKY_RELU = 0, 1, 2, 3, 4
-ACT_CODES = {"linear": LINEAR, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH, "leaky_relu": LEAKY_RELU}
-
-FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+LINEAR, RELU, SIGMOID, TANH, LEAKY_RELU = (
+    ACTIVATION_CODES[k] for k in ("linear", "relu", "sigmoid", "tanh", "leaky_relu"))
 
 # Argument-type shorthands for the signature table.
 I64 = types.int64
@@ -113,6 +117,13 @@ def launch(name, dtype, grid, block, *args):
     get_kernel(name, dtype)[grid, block](*args)
 
 
+def launch_1d(name, dtype, total, *args):
+    """Launch a grid-stride kernel over ``total`` items (no launch when there are none)."""
+    if total:
+        blocks, threads = grid_1d(total)
+        launch(name, dtype, blocks, threads, *args)
+
+
 def cdiv(a, b):
     """Ceiling division of non-negative ints."""
     return -(-a // b)
@@ -141,3 +152,74 @@ def sm_count():
 def dummy(dtype):
     """A 1-element device array passed where a kernel's optional input is absent."""
     return cuda.device_array(1, dtype=np.dtype(dtype))
+
+
+# --------------------------------------------------------------------------- device functions
+@cuda.jit(device=True, inline="always")
+def nhwc(e, H, W, C):
+    """``(n, h, w, c)`` of the flat index ``e`` of a C-contiguous (N, H, W, C) array."""
+    c = e % C
+    t = e // C
+    w = t % W
+    t = t // W
+    return t // H, t % H, w, c
+
+
+@cuda.jit(device=True, inline="always")
+def window_at(h, pad, p, s, O):
+    """The window ``i < O`` whose offset ``p`` lands on input row ``h = i*s + p - pad``, or -1."""
+    t = h + pad - p
+    if t >= 0 and t % s == 0 and t // s < O:
+        return t // s
+    return -1
+
+
+@functools.cache
+def activation(T):
+    """The device function ``act(v, code, alpha)`` for work type ``T`` (codes of
+    :data:`tinycnn.kernels.ACTIVATION_CODES`; softmax is a row kernel of its own).
+    NaN propagates through relu, as it does through the reference's ``np.maximum``."""
+
+    @cuda.jit(device=True, inline="always")
+    def act(v, code, alpha):
+        # leaky relu last: the GEMM epilogue (relu, sigmoid, tanh) never pays for its test
+        if code == RELU:
+            if v < 0:
+                v = T(0)
+        elif code == SIGMOID:
+            e = math.exp(-abs(v))  # exp of a non-positive number: no overflow
+            if v >= 0:
+                v = T(1) / (T(1) + e)
+            else:
+                v = e / (T(1) + e)
+        elif code == TANH:
+            v = math.tanh(v)
+        elif code == LEAKY_RELU:
+            if not v > 0:
+                v = alpha * v
+        return v
+
+    return act
+
+
+@functools.cache
+def activation_grad(T):
+    """The device function ``dz(g, x, y, code, alpha)``: ``g * act'`` at input x, output y
+    (relu ``[x > 0]``, leaky ``1 or alpha``, sigmoid ``y (1 - y)``, tanh ``1 - y**2``; for
+    relu, x may be the output y, since ``y > 0`` iff ``x > 0``)."""
+
+    @cuda.jit(device=True, inline="always")
+    def dz(g, x, y, code, alpha):
+        if code == RELU:
+            if not x > 0:
+                g = T(0)
+        elif code == LEAKY_RELU:
+            if not x > 0:
+                g = g * alpha
+        elif code == SIGMOID:
+            g = g * y * (T(1) - y)
+        elif code == TANH:
+            g = g * (T(1) - y * y)
+        return g
+
+    return dz

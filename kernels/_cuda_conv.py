@@ -14,8 +14,7 @@ Index maps (``pt``, ``pl`` = padding before the first row / column):
 import numpy as np
 from numba import cuda, types
 
-from . import _cuda_common as cc
-from ._cuda_common import I64, arr, register
+from ._cuda_common import I64, arr, launch_1d, nhwc, register, window_at
 
 _WINDOW = (I64,) * 8  # KH, KW, sh, sw, pt, pl, OH, OW
 
@@ -62,26 +61,16 @@ def _col2im_signatures(T):
 def _col2im_factory(T):
     def _col2im_kernel(dcols, dx, KH, KW, sh, sw, pt, pl, OH, OW):
         """Fold dcols (N*OH*OW, KH*KW*C) into dx (N, H, W, C), summing overlaps over (p, q)."""
-        H = dx.shape[1]
-        W = dx.shape[2]
         C = dx.shape[3]
-        total = dx.shape[0] * H * W * C
-        for e in range(cuda.grid(1), total, cuda.gridsize(1)):
-            c = e % C
-            t = e // C
-            w = t % W
-            t = t // W
-            h = t % H
-            n = t // H
+        for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+            n, h, w, c = nhwc(e, dx.shape[1], dx.shape[2], C)
             acc = T(0)
             for p in range(KH):
-                hi = h + pt - p
-                if hi >= 0 and hi % sh == 0 and hi // sh < OH:
-                    i = hi // sh
+                i = window_at(h, pt, p, sh, OH)
+                if i >= 0:
                     for q in range(KW):
-                        wj = w + pl - q
-                        if wj >= 0 and wj % sw == 0 and wj // sw < OW:
-                            j = wj // sw
+                        j = window_at(w, pl, q, sw, OW)
+                        if j >= 0:
                             acc += dcols[(n * OH + i) * OW + j, (p * KW + q) * C + c]
             dx[n, h, w, c] = acc
 
@@ -96,20 +85,12 @@ def _maxpool_fwd_signatures(T):
 def _maxpool_fwd_factory(T):
     def _maxpool_forward_kernel(x, y, arg, PH, PW, sh, sw, pt, pl):
         """``y = max over the window`` (padding never wins); ``arg = p*PW + q`` of the first
-        maximum in row-major window order (strict ``>``: ties keep the earlier element)."""
+        maximum in row-major window order (strict ``>``: ties keep the earlier element; the
+        first NaN wins, as in ``np.argmax``)."""
         H = x.shape[1]
         W = x.shape[2]
-        OH = y.shape[1]
-        OW = y.shape[2]
-        C = y.shape[3]
-        total = y.shape[0] * OH * OW * C
-        for e in range(cuda.grid(1), total, cuda.gridsize(1)):
-            c = e % C
-            t = e // C
-            j = t % OW
-            t = t // OW
-            i = t % OH
-            n = t // OH
+        for e in range(cuda.grid(1), y.size, cuda.gridsize(1)):
+            n, i, j, c = nhwc(e, y.shape[1], y.shape[2], y.shape[3])
             best = T(0)
             where = -1
             for p in range(PH):
@@ -119,7 +100,7 @@ def _maxpool_fwd_factory(T):
                         w = j * sw + q - pl
                         if w >= 0 and w < W:
                             v = x[n, h, w, c]
-                            if where < 0 or v > best:
+                            if where < 0 or v > best or (v != v and best == best):
                                 best = v
                                 where = p * PW + q
             y[n, i, j, c] = best
@@ -137,30 +118,18 @@ def _maxpool_bwd_factory(T):
     def _maxpool_backward_kernel(dy, arg, dx, PH, PW, sh, sw, pt, pl):
         """``dx[n, h, w, c] = sum of dy[n, i, j, c]`` over the windows (i, j) whose remembered
         argmax is (h, w); windows visited in increasing (i, j), the reference's order."""
-        H = dx.shape[1]
-        W = dx.shape[2]
-        C = dx.shape[3]
         OH = dy.shape[1]
         OW = dy.shape[2]
-        total = dx.shape[0] * H * W * C
-        for e in range(cuda.grid(1), total, cuda.gridsize(1)):
-            c = e % C
-            t = e // C
-            w = t % W
-            t = t // W
-            h = t % H
-            n = t // H
+        for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+            n, h, w, c = nhwc(e, dx.shape[1], dx.shape[2], dx.shape[3])
             acc = T(0)
             for p in range(PH - 1, -1, -1):  # p descending = window row i ascending
-                hi = h + pt - p
-                if hi >= 0 and hi % sh == 0 and hi // sh < OH:
-                    i = hi // sh
+                i = window_at(h, pt, p, sh, OH)
+                if i >= 0:
                     for q in range(PW - 1, -1, -1):
-                        wj = w + pl - q
-                        if wj >= 0 and wj % sw == 0 and wj // sw < OW:
-                            j = wj // sw
-                            if arg[n, i, j, c] == p * PW + q:
-                                acc += dy[n, i, j, c]
+                        j = window_at(w, pl, q, sw, OW)
+                        if j >= 0 and arg[n, i, j, c] == p * PW + q:
+                            acc += dy[n, i, j, c]
             dx[n, h, w, c] = acc
 
     return _maxpool_backward_kernel
@@ -174,29 +143,18 @@ def _avgpool_bwd_signatures(T):
 def _avgpool_bwd_factory(T):
     def _avgpool_backward_kernel(dy, dx, hw):
         """``dx[n, i, j, c] = dy[n, c] / (H*W)``."""
-        H = dx.shape[1]
-        W = dx.shape[2]
-        C = dx.shape[3]
-        total = dx.shape[0] * H * W * C
-        for e in range(cuda.grid(1), total, cuda.gridsize(1)):
-            c = e % C
-            n = e // (H * W * C)
-            dx[n, (e // (W * C)) % H, (e // C) % W, c] = dy[n, c] / hw
+        for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+            n, h, w, c = nhwc(e, dx.shape[1], dx.shape[2], dx.shape[3])
+            dx[n, h, w, c] = dy[n, c] / hw
 
     return _avgpool_backward_kernel
-
-
-def _launch_1d(name, dtype, total, *args):
-    if total:
-        blocks, threads = cc.grid_1d(total)
-        cc.launch(name, dtype, blocks, threads, *args)
 
 
 def im2col(x, KH, KW, stride, pads, OH, OW):
     """x (N, H, W, C) -> cols (N*OH*OW, KH*KW*C) on the device."""
     N, H, W, C = x.shape
     cols = cuda.device_array((N * OH * OW, KH * KW * C), dtype=x.dtype)
-    _launch_1d(
+    launch_1d(
         "im2col", x.dtype, cols.size, x, cols, KH, KW, stride[0], stride[1], pads[0], pads[2], OH, OW
     )
     return cols
@@ -205,7 +163,7 @@ def im2col(x, KH, KW, stride, pads, OH, OW):
 def col2im(dcols, x_shape, KH, KW, stride, pads, OH, OW):
     """dcols (N*OH*OW, KH*KW*C) -> dx (N, H, W, C), the adjoint of :func:`im2col`."""
     dx = cuda.device_array(x_shape, dtype=dcols.dtype)
-    _launch_1d(
+    launch_1d(
         "col2im", dcols.dtype, dx.size, dcols, dx, KH, KW, stride[0], stride[1], pads[0], pads[2], OH, OW
     )
     return dx
@@ -216,7 +174,7 @@ def maxpool_forward(x, pool, stride, pads, OH, OW):
     N, H, W, C = x.shape
     y = cuda.device_array((N, OH, OW, C), dtype=x.dtype)
     arg = cuda.device_array((N, OH, OW, C), dtype=np.int32)
-    _launch_1d(
+    launch_1d(
         "maxpool_forward", x.dtype, y.size, x, y, arg, pool[0], pool[1], stride[0], stride[1],
         pads[0], pads[2],
     )  # fmt: skip
@@ -225,7 +183,7 @@ def maxpool_forward(x, pool, stride, pads, OH, OW):
 
 def maxpool_backward(dy, arg, x_shape, pool, stride, pads):
     dx = cuda.device_array(x_shape, dtype=dy.dtype)
-    _launch_1d(
+    launch_1d(
         "maxpool_backward", dy.dtype, dx.size, dy, arg, dx, pool[0], pool[1], stride[0], stride[1],
         pads[0], pads[2],
     )  # fmt: skip
@@ -235,5 +193,5 @@ def maxpool_backward(dy, arg, x_shape, pool, stride, pads):
 def avgpool_backward(dy, x_shape):
     dx = cuda.device_array(x_shape, dtype=dy.dtype)
     hw = dy.dtype.type(x_shape[1] * x_shape[2])
-    _launch_1d("avgpool_backward", dy.dtype, dx.size, dy, dx, hw)
+    launch_1d("avgpool_backward", dy.dtype, dx.size, dy, dx, hw)
     return dx

@@ -3,9 +3,8 @@ batch-norm's per-element passes, the optimizer updates, sums and dtype casts.
 
 Arrays are passed flattened (1-D) or as (rows, K) matrices; every kernel is a grid-stride loop,
 one element (or one row, for softmax) per iteration. Scalars arrive already in the work dtype
-``T`` so that float32 arithmetic stays float32. The activation formulas are inlined in each
-kernel rather than shared through a device function: see CUDA_TESTING.md (device functions make
-driverless PTX compilation ask for a GPU).
+``T`` so that float32 arithmetic stays float32. The activation formulas are the inlined device
+functions of :mod:`._cuda_common`, shared with the GEMM epilogue.
 """
 
 import math
@@ -13,7 +12,7 @@ import math
 from numba import cuda, types
 
 from . import _cuda_common as cc
-from ._cuda_common import I64, LEAKY_RELU, RELU, SIGMOID, TANH, arr, register
+from ._cuda_common import I64, arr, register
 
 
 def _act_fwd_signatures(T):
@@ -22,25 +21,12 @@ def _act_fwd_signatures(T):
 
 @register("act_forward", _act_fwd_signatures)
 def _act_fwd_factory(T):
+    activate = cc.activation(T)
+
     def _act_forward_kernel(x, y, act, alpha):
         """``y = act(x)``; sigmoid in the overflow-free two-branch form."""
         for e in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-            v = x[e]
-            if act == RELU:
-                if not v > 0:
-                    v = T(0)
-            elif act == LEAKY_RELU:
-                if not v > 0:
-                    v = alpha * v
-            elif act == SIGMOID:
-                ex = math.exp(-abs(v))
-                if v >= 0:
-                    v = T(1) / (T(1) + ex)
-                else:
-                    v = ex / (T(1) + ex)
-            elif act == TANH:
-                v = math.tanh(v)
-            y[e] = v
+            y[e] = activate(x[e], act, alpha)
 
     return _act_forward_kernel
 
@@ -51,22 +37,12 @@ def _act_bwd_signatures(T):
 
 @register("act_backward", _act_bwd_signatures)
 def _act_bwd_factory(T):
+    dz = cc.activation_grad(T)
+
     def _act_backward_kernel(dy, x, y, dx, act, alpha):
-        """``dx = dy * act'(x)``: relu ``[x > 0]``; leaky ``1 or alpha``; sigmoid ``y (1 - y)``;
-        tanh ``1 - y**2``. (For relu, ``x`` may be the output y: ``y > 0`` iff ``x > 0``.)"""
+        """``dx = dy * act'(x)`` (see :func:`._cuda_common.activation_grad`)."""
         for e in range(cuda.grid(1), dy.shape[0], cuda.gridsize(1)):
-            g = dy[e]
-            if act == RELU:
-                if not x[e] > 0:
-                    g = T(0)
-            elif act == LEAKY_RELU:
-                if not x[e] > 0:
-                    g = g * alpha
-            elif act == SIGMOID:
-                g = g * y[e] * (T(1) - y[e])
-            elif act == TANH:
-                g = g * (T(1) - y[e] * y[e])
-            dx[e] = g
+            dx[e] = dz(dy[e], x[e], y[e], act, alpha)
 
     return _act_backward_kernel
 
@@ -267,10 +243,3 @@ def _cast_factory(T):
             dst[e] = T(src[e])
 
     return _cast_kernel
-
-
-def launch_1d(name, dtype, total, *args):
-    """Launch a grid-stride kernel over ``total`` items (no launch when there are none)."""
-    if total:
-        blocks, threads = cc.grid_1d(total)
-        cc.launch(name, dtype, blocks, threads, *args)

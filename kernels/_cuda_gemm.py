@@ -18,12 +18,12 @@ refinements:
 Bias and activation are applied in the epilogue (one pass over C instead of three).
 """
 
-import math
+import functools
 
 from numba import cuda
 
 from . import _cuda_common as cc
-from ._cuda_common import I64, LINEAR, RELU, SIGMOID, TANH, arr, cdiv, register
+from ._cuda_common import I64, LINEAR, arr, cdiv, register
 
 BM = BN = 64  # tile of C per block
 BK = 16  # depth of one shared-memory step
@@ -32,6 +32,7 @@ TM = BM // TPB  # rows of C per thread
 TN = BN // TPB  # columns of C per thread
 LOADS_A = BM * BK // (TPB * TPB)  # tile elements each thread loads per step
 LOADS_B = BN * BK // (TPB * TPB)
+assert BM == BN and LOADS_A == LOADS_B  # one tile loader serves both operands
 BM_PAD = BM + 1  # a padding column against shared-memory bank conflicts on transposing stores
 BN_PAD = BN + 1
 
@@ -41,8 +42,78 @@ def _gemm_signatures(T):
     return [(arr(T, 2), arr(T, 2), arr(T, 3), arr(T, 1), I64, I64, I64, I64, I64)]
 
 
+@functools.cache
+def _tile_loader(T):
+    """The device function copying one BK-deep tile of op(a) or op(b) into shared memory
+    ``S[kk, xx]`` (zero outside the matrix or beyond the K slice), transposing by index order
+    only. ``k_major``: the source is stored (K, X) (a with trans_a, b without trans_b), so
+    neighbouring threads read neighbouring x; else (X, K), neighbouring k. BM == BN, so one
+    loader serves both operands."""
+
+    @cuda.jit(device=True, inline="always")
+    def load(src, S, tid, x0, k0, k_end, extent, k_major):
+        for l in range(LOADS_A):
+            e = tid + l * TPB * TPB
+            if k_major:
+                xx = e % BM
+                kk = e // BM
+            else:
+                kk = e % BK
+                xx = e // BK
+            gx = x0 + xx
+            gk = k0 + kk
+            v = T(0)
+            if gx < extent and gk < k_end:
+                if k_major:
+                    v = src[gk, gx]
+                else:
+                    v = src[gx, gk]
+            S[kk, xx] = v
+
+    return load
+
+
+@cuda.jit(device=True, inline="always")
+def _multiply_tiles(As, Bs, acc, ra, rb, tx, ty):
+    """``acc += As.T @ Bs`` for this thread's TM x TN sub-tile, through registers ra, rb."""
+    for kk in range(BK):
+        for i in range(TM):
+            ra[i] = As[kk, ty + TPB * i]
+        for j in range(TN):
+            rb[j] = Bs[kk, tx + TPB * j]
+        for i in range(TM):
+            for j in range(TN):
+                acc[i, j] += ra[i] * rb[j]
+
+
+@functools.cache
+def _epilogue(T):
+    """Device function writing this thread's sub-tile: ``c = act(acc + bias)`` in bounds."""
+    activate = cc.activation(T)
+
+    @cuda.jit(device=True, inline="always")
+    def store(c, z, acc, bias, has_bias, act, row0, col0, tx, ty):
+        M = c.shape[1]
+        N = c.shape[2]
+        for i in range(TM):
+            r = row0 + ty + TPB * i
+            if r < M:
+                for j in range(TN):
+                    col = col0 + tx + TPB * j
+                    if col < N:
+                        v = acc[i, j]
+                        if has_bias:
+                            v += bias[col]
+                        c[z, r, col] = activate(v, act, T(0))
+
+    return store
+
+
 @register("gemm", _gemm_signatures)
 def _gemm_factory(T):
+    load = _tile_loader(T)
+    store = _epilogue(T)
+
     def _gemm_kernel(a, b, c, bias, trans_a, trans_b, act, has_bias, k_chunk):
         """``c[z] = act(op(a) @ op(b) + bias)`` restricted to K slice z = blockIdx.z.
 
@@ -56,8 +127,6 @@ def _gemm_factory(T):
         ra = cuda.local.array(TM, T)
         rb = cuda.local.array(TN, T)
 
-        M = c.shape[1]
-        N = c.shape[2]
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         tid = ty * TPB + tx
@@ -71,74 +140,13 @@ def _gemm_factory(T):
         for i in range(TM):
             for j in range(TN):
                 acc[i, j] = T(0)
-
         for k0 in range(k_begin, k_end, BK):
-            for l in range(LOADS_A):
-                e = tid + l * TPB * TPB
-                if trans_a:  # a stored (K, M): neighbouring threads read neighbouring m
-                    mm = e % BM
-                    kk = e // BM
-                else:  # a stored (M, K): neighbouring threads read neighbouring k
-                    kk = e % BK
-                    mm = e // BK
-                gm = row0 + mm
-                gk = k0 + kk
-                v = T(0)
-                if gm < M and gk < k_end:
-                    if trans_a:
-                        v = a[gk, gm]
-                    else:
-                        v = a[gm, gk]
-                As[kk, mm] = v
-            for l in range(LOADS_B):
-                e = tid + l * TPB * TPB
-                if trans_b:  # b stored (N, K)
-                    kk = e % BK
-                    nn = e // BK
-                else:  # b stored (K, N)
-                    nn = e % BN
-                    kk = e // BN
-                gn = col0 + nn
-                gk = k0 + kk
-                v = T(0)
-                if gn < N and gk < k_end:
-                    if trans_b:
-                        v = b[gn, gk]
-                    else:
-                        v = b[gk, gn]
-                Bs[kk, nn] = v
+            load(a, As, tid, row0, k0, k_end, c.shape[1], trans_a)
+            load(b, Bs, tid, col0, k0, k_end, c.shape[2], 1 - trans_b)
             cuda.syncthreads()
-            for kk in range(BK):
-                for i in range(TM):
-                    ra[i] = As[kk, ty + TPB * i]
-                for j in range(TN):
-                    rb[j] = Bs[kk, tx + TPB * j]
-                for i in range(TM):
-                    for j in range(TN):
-                        acc[i, j] += ra[i] * rb[j]
+            _multiply_tiles(As, Bs, acc, ra, rb, tx, ty)
             cuda.syncthreads()
-
-        for i in range(TM):
-            r = row0 + ty + TPB * i
-            if r < M:
-                for j in range(TN):
-                    col = col0 + tx + TPB * j
-                    if col < N:
-                        v = acc[i, j]
-                        if has_bias:
-                            v += bias[col]
-                        if act == RELU:
-                            if not v > 0:
-                                v = T(0)
-                        elif act == SIGMOID:
-                            e = math.exp(-abs(v))  # exp of a non-positive number: no overflow
-                            if v >= 0:
-                                v = T(1) / (T(1) + e)
-                            else:
-                                v = e / (T(1) + e)
-                        elif act == TANH:
-                            v = math.tanh(v)
-                        c[z, r, col] = v
+        store(c, z, acc, bias, has_bias, act, row0, col0, tx, ty)
 
     return _gemm_kernel
 

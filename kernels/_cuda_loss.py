@@ -12,10 +12,12 @@ import math
 
 from numba import cuda, types
 
+from . import EPSILON as EPS
+from . import LOSS_CODES
 from ._cuda_common import I64, arr, register
 
-BINARY_CROSSENTROPY, MSE, BINARY_FOCAL = 0, 1, 2
-EPS = 1e-7  # Keras' epsilon: probabilities are clipped to [EPS, 1 - EPS]
+BINARY_CROSSENTROPY, MSE, BINARY_FOCAL = (
+    LOSS_CODES[k] for k in ("binary_crossentropy", "mse", "binary_focal_crossentropy"))
 
 
 def _elementwise_signatures(T):
@@ -30,10 +32,8 @@ def _elementwise_factory(T):
                                  grad, contrib):  # fmt: skip
         """Losses that are a mean over the K columns of a per-element term
         (binary cross-entropy, MSE, binary focal cross-entropy)."""
-        N = y.shape[0]
-        K = y.shape[1]
-        lo = T(EPS)
-        hi = T(1.0 - EPS)
+        N, K = y.shape
+        lo, hi = T(EPS), T(1.0 - EPS)
         for n in range(cuda.grid(1), N, cuda.gridsize(1)):
             wn = w[n] if has_w else T(1)
             scale = wn / T(N)
@@ -102,10 +102,8 @@ def _categorical_factory(T):
         """Categorical cross-entropy of each row; with ``sparse`` the target row is
         ``onehot(labels[n])``. From logits: ``l = sum_k t_k (logsumexp(y) - y_k)``,
         ``grad = softmax(y) * sum_k t_k - t``; else ``l = -sum_k t_k log p_k`` (p clipped)."""
-        N = y.shape[0]
-        K = y.shape[1]
-        lo = T(EPS)
-        hi = T(1.0 - EPS)
+        N, K = y.shape
+        lo, hi = T(EPS), T(1.0 - EPS)
         for n in range(cuda.grid(1), N, cuda.gridsize(1)):
             wn = w[n] if has_w else T(1)
             scale = wn / T(N)

@@ -150,11 +150,7 @@ def sum_partials(partial, denom=1):
     """``(B, G, C) -> (B, C)``: the sum over G, divided by ``denom``."""
     B, G, C = partial.shape
     out = cuda.device_array((B, C), dtype=partial.dtype)
-    if B * C:
-        cc.launch(
-            "sum_partials", partial.dtype, cc.grid_1d(B * C)[0], cc.grid_1d(B * C)[1],
-            partial, out, partial.dtype.type(denom),
-        )  # fmt: skip
+    cc.launch_1d("sum_partials", partial.dtype, B * C, partial, out, partial.dtype.type(denom))
     return out
 
 

@@ -5,11 +5,15 @@ formulas (:mod:`tinycnn.kernels.reference`); float32 is the fast path, float64 w
 
 Where the work happens
 ----------------------
-- Convolution (:mod:`._cpu_conv`): im2col in cache-sized chunks + BLAS GEMM + fused bias and
-  activation; backward recomputes the columns per chunk instead of keeping them; a direct loop
-  for first layers with ``KH*KW*C <= 32``.
-- Dense: BLAS GEMMs (``np.matmul(..., out=...)``) + a fused bias/activation pass; backward
-  fuses ``act'`` with the bias gradient.
+- Convolution (:mod:`._cpu_conv`): a register-blocked direct convolution in explicit AVX-512
+  vectors (:mod:`._cpu_direct`) for float32 stride-1 layers with whole vectors of channels;
+  otherwise im2col in cache-sized chunks + BLAS GEMM + fused bias and activation (backward
+  recomputes the columns per chunk), or a direct loop for first layers with ``KH*KW*C <= 32``.
+- Beyond the contract, Conv2D -> activation -> MaxPooling2D as one op
+  (:mod:`._cpu_convpool`, ``conv2d_maxpool_*``): the convolution's output is never written.
+- Dense: the same register-blocked tiles (:mod:`._cpu_dense`) for float32 layers with a multiple
+  of 32 units, else BLAS GEMMs (``np.matmul(..., out=...)``) + a fused bias/activation pass;
+  backward fuses ``act'`` with the bias gradient.
 - Pooling (:mod:`._cpu_pooling`), activations, batch norm, dropout (:mod:`._cpu_elementwise`),
   losses (:mod:`._cpu_losses`, focal loss delegated to the reference), optimizers
   (:mod:`._cpu_optim`, one pass per parameter).
@@ -37,11 +41,12 @@ pools default to one thread per core.
 
 import numpy as np
 
-from ..errors import ShapeError
-from . import _cpu_threads
+from . import _cpu_dense, _cpu_threads, checks
 from ._cpu_act import CODES
-from ._cpu_checks import activation_code, bias, float_array, same_shape
-from ._cpu_conv import ELEMENTWISE, act_and_bias_grad, bias_act, conv2d_backward, conv2d_forward
+from ._cpu_checks import bias, float_array
+from ._cpu_conv import act_and_bias_grad, bias_act, conv2d_backward, conv2d_forward
+from ._cpu_convpool import conv2d_maxpool_backward, conv2d_maxpool_forward
+from ._cpu_convpool import supported as conv2d_maxpool_supported
 from ._cpu_elementwise import (
     activation_backward,
     activation_forward,
@@ -66,6 +71,8 @@ __all__ = [
     "dense_backward", "activation_forward", "activation_backward", "batchnorm_forward",
     "batchnorm_backward", "dropout_forward", "dropout_backward", "add", "loss_forward", "loss_backward",
     "sgd_update", "adam_update", "release_memory", "pooled_bytes",
+    # beyond the contract: Conv2D + MaxPooling2D fused (tinycnn.layers.fused uses them when present)
+    "conv2d_maxpool_forward", "conv2d_maxpool_backward", "conv2d_maxpool_supported",
 ]
 
 #: what :func:`._cpu_threads.configure` did at import: (Numba's choice, OpenBLAS libraries changed)
@@ -84,18 +91,17 @@ def to_numpy(a):
 
 def dense_forward(x, w, b, activation="linear"):
     """``y = act(x @ w + b)``: one BLAS GEMM into a pooled buffer, then one fused pass."""
-    x = float_array(x, "x", 2)
-    dt = x.dtype
-    w = float_array(w, "w", 2, dt)
-    N, D = x.shape
-    if w.shape[0] != D:
-        raise ShapeError(f"w has shape {w.shape} but x has {D} features (x {x.shape})")
-    U = w.shape[1]
+    dt, activation = checks.dense(x, w, b, activation)
+    x, w = float_array(x, "x", 2, dt), float_array(w, "w", 2, dt)
+    N, U = x.shape[0], w.shape[1]
     bb = bias(b, U, dt)
-    act = activation_code(activation, ELEMENTWISE, CODES)
+    act = CODES[activation]
     y = take((N, U), dt)
-    np.matmul(x, w, out=y)
-    bias_act(y, bb, act)
+    if _cpu_dense.eligible(dt, U):
+        _cpu_dense.forward(x, w, bb, act, y)
+    else:
+        np.matmul(x, w, out=y)
+        bias_act(y, bb, act)
     return y, (x, w, b is not None, y, act)
 
 
@@ -104,25 +110,27 @@ def dense_backward(dy, ctx, need_dx=True):
     ``dx = dz @ w.T`` by BLAS."""
     x, w, has_bias, y, act = ctx
     dt = y.dtype
+    checks.grad(dy, y.shape)
     dy = float_array(dy, "dy", 2, dt)
-    same_shape(dy, y.shape, "dy")
     dz = workspace("dense_dz", y.shape, dt)
-    part = act_and_bias_grad(dy, y, act, dz)
+    # a batch of Dense outputs is small (32 x 512): one thread beats a parallel launch
+    part = act_and_bias_grad(dy, y, act, dz, serial_below=1 << 18)
     dw = take(w.shape, dt)
-    np.matmul(x.T, dz, out=dw)
-    dx = None
-    if need_dx:
-        dx = take(x.shape, dt)
-        np.matmul(dz, w.T, out=dx)
+    dx = take(x.shape, dt) if need_dx else None
+    if _cpu_dense.eligible(dt, w.shape[1]):
+        _cpu_dense.backward(x, dz, w, dw, dx)
+    else:
+        np.matmul(x.T, dz, out=dw)
+        if need_dx:
+            np.matmul(dz, w.T, out=dx)
     db = part.sum(axis=0, dtype=np.float64).astype(dt) if has_bias else None
     return dx, dw, db
 
 
 def add(a, b):
     """``y = a + b`` elementwise into a pooled buffer (NumPy's add is memory-bound already)."""
-    a = float_array(a, "a")
-    b = float_array(b, "b", a.ndim, a.dtype)
-    same_shape(b, a.shape, "b")
-    y = take(a.shape, a.dtype)
+    dt = checks.add(a, b)
+    a, b = float_array(a, "a", dtype=dt), float_array(b, "b", dtype=dt)
+    y = take(a.shape, dt)
     np.add(a, b, out=y)
     return y

@@ -11,9 +11,12 @@ loss L are written ``dy = dL/dy``, ``dx = dL/dx`` and so on.
 
 import numpy as np
 
-from .shapes import conv_geometry
+from . import EPSILON, checks
 
-_EPS = 1e-7  # Keras' backend epsilon: probabilities are clipped to [eps, 1 - eps]
+
+def _arrays(dtype, *arrays):
+    """Each array as a NumPy array of ``dtype`` (None stays None)."""
+    return [None if a is None else np.asarray(a, dtype=dtype) for a in arrays]
 
 
 # --------------------------------------------------------------------------- arrays
@@ -122,14 +125,17 @@ def _act_grad(dy, z, y, kind, alpha=0.0):
 
 def activation_forward(x, kind, alpha=0.0):
     """``y = act(x)`` elementwise (softmax: over the last axis)."""
-    y = _act(x, kind, alpha)
-    return y, (x, y, kind, alpha)
+    dt, kind = checks.activation_args(x, kind)
+    (x,) = _arrays(dt, x)
+    y = _act(x, kind, dt.type(alpha))
+    return y, (x, y, kind, dt.type(alpha))
 
 
 def activation_backward(dy, ctx):
     """``dx = dy * act'(x)`` (see :func:`_act_grad` for each kind)."""
     x, y, kind, alpha = ctx
-    return _act_grad(dy, x, y, kind, alpha)
+    checks.grad(dy, y.shape)
+    return _act_grad(np.asarray(dy, y.dtype), x, y, kind, alpha)
 
 
 # --------------------------------------------------------------------------- convolution
@@ -143,16 +149,17 @@ def conv2d_forward(x, w, b, stride, padding, activation="linear"):
     Output size: 'valid' ``OH = (H - KH) // sh + 1``; 'same' ``OH = ceil(H / sh)`` with the
     padding split as in TensorFlow (smaller half before). Likewise for W.
     """
+    dt, (stride, pads, _, _), activation = checks.conv2d(x, w, b, stride, padding, activation)
+    x, w, b = _arrays(dt, x, w, b)
     N, H, W_, C = x.shape
     KH, KW, _, F = w.shape
-    _, _, pads = conv_geometry(H, W_, KH, KW, stride, padding)
     cols, OH, OW = im2col(x, KH, KW, stride, pads)
     z = cols @ w.reshape(KH * KW * C, F)
     if b is not None:
         z += b
-    y = _act(z, activation)
+    y = _act(z, activation).reshape(N, OH, OW, F)
     ctx = (x.shape, cols, w, b is not None, z, y, stride, pads, activation)
-    return y.reshape(N, OH, OW, F), ctx
+    return y, ctx
 
 
 def conv2d_backward(dy, ctx, need_dx=True):
@@ -165,8 +172,9 @@ def conv2d_backward(dy, ctx, need_dx=True):
     w[p,q,c,o] * dz[n,i,j,o]``  (``col2im(dz @ W.T)``).
     """
     x_shape, cols, w, has_bias, z, y, stride, pads, activation = ctx
+    checks.grad(dy, y.shape)
     KH, KW, C, F = w.shape
-    dz = _act_grad(dy.reshape(-1, F), z, y, activation)
+    dz = _act_grad(np.asarray(dy, y.dtype).reshape(-1, F), z, y.reshape(-1, F), activation)
     dw = (cols.T @ dz).reshape(w.shape)
     db = dz.sum(axis=0) if has_bias else None
     if not need_dx:
@@ -184,9 +192,10 @@ def maxpool2d_forward(x, pool, stride, padding):
     wins: it counts as -inf). The argmax (first maximum in row-major window order) is kept
     for the backward pass.
     """
+    dt, pool, (stride, pads, OH, OW) = checks.maxpool2d(x, pool, stride, padding)
+    (x,) = _arrays(dt, x)
     N, H, W, C = x.shape
     PH, PW = pool
-    OH, OW, pads = conv_geometry(H, W, PH, PW, stride, padding)
     pt, pb, pl, pr = pads
     sh, sw = stride
     xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-np.inf)
@@ -203,8 +212,9 @@ def maxpool2d_backward(dy, ctx):
     """``dx[n, i*sh + p* - pt, j*sw + q* - pl, c] += dy[n,i,j,c]`` where (p*, q*) is the
     remembered argmax of window (i, j); every other element gets zero."""
     x_shape, arg, (PH, PW), (sh, sw), (pt, pb, pl, pr) = ctx
+    checks.grad(dy, arg.shape)
+    dy = np.asarray(dy, checks.work_dtype(dy, "dy"))
     N, H, W, C = x_shape
-    _, OH, OW, _ = dy.shape
     dxp = np.zeros((N, H + pt + pb, W + pl + pr, C), dtype=dy.dtype)
     n, i, j, c = np.indices(dy.shape, sparse=True)
     rows = i * sh + arg // PW
@@ -215,12 +225,15 @@ def maxpool2d_backward(dy, ctx):
 
 def global_avgpool_forward(x):
     """``y[n,c] = mean_{i,j} x[n,i,j,c]``."""
+    (x,) = _arrays(checks.global_avgpool(x), x)
     return x.mean(axis=(1, 2)), x.shape
 
 
 def global_avgpool_backward(dy, ctx):
     """``dx[n,i,j,c] = dy[n,c] / (H * W)``."""
     N, H, W, C = ctx
+    checks.grad(dy, (N, C))
+    dy = np.asarray(dy, checks.work_dtype(dy, "dy"))
     dx = np.empty(ctx, dtype=dy.dtype)
     dx[...] = (dy / (H * W))[:, None, None, :]
     return dx
@@ -232,14 +245,15 @@ def add(a, b):
 
     Backward: ``da = db = dy``, so the sum needs no backward kernel of its own.
     """
-    if a.shape != b.shape:
-        raise ValueError(f"add: shapes {a.shape} and {b.shape} differ")
-    return a + b
+    dt = checks.add(a, b)
+    return np.asarray(a, dt) + np.asarray(b, dt)
 
 
 # --------------------------------------------------------------------------- dense
 def dense_forward(x, w, b, activation="linear"):
     """``z = x @ w + b``, ``y = act(z)``; x (N, D), w (D, U), b (U,)."""
+    dt, activation = checks.dense(x, w, b, activation)
+    x, w, b = _arrays(dt, x, w, b)
     z = x @ w
     if b is not None:
         z += b
@@ -250,34 +264,53 @@ def dense_forward(x, w, b, activation="linear"):
 def dense_backward(dy, ctx, need_dx=True):
     """``dz = dy * act'(z)``; ``dx = dz @ w.T``; ``dw = x.T @ dz``; ``db = sum_n dz``."""
     x, w, has_bias, z, y, activation = ctx
-    dz = _act_grad(dy, z, y, activation)
+    checks.grad(dy, y.shape)
+    dz = _act_grad(np.asarray(dy, y.dtype), z, y, activation)
     dx = dz @ w.T if need_dx else None
     return dx, x.T @ dz, (dz.sum(axis=0) if has_bias else None)
 
 
 # --------------------------------------------------------------------------- batch norm
-def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training):
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, momentum, epsilon, training, allreduce=None):
     """Batch normalisation over every axis but the last (channels).
 
     Training: ``mu = mean(x)``, ``var = mean((x - mu)**2)`` (biased), ``xhat = (x - mu) /
     sqrt(var + eps)``, ``y = gamma * xhat + beta``; the running statistics are updated in
     place: ``running = momentum * running + (1 - momentum) * batch``.
     Inference: the same with the running statistics.
+    With ``allreduce`` (training), ``mu`` and ``var`` are those of the global batch
+    (:func:`_global_moments`; the protocol is in :mod:`tinycnn.kernels`).
     """
+    dt = checks.batchnorm(x, gamma, beta, running_mean, running_var, allreduce)
+    x, gamma, beta = _arrays(dt, x, gamma, beta)
     axes = tuple(range(x.ndim - 1))
-    if training:
+    sync = allreduce if training else None
+    if training and sync is None:
         mu = x.mean(axis=axes)
         var = ((x - mu) ** 2).mean(axis=axes)
+    elif training:
+        mu, var = _global_moments(x, axes, sync)
+    else:
+        mu, var = running_mean, running_var
+    if training:
         running_mean *= momentum
         running_mean += (1 - momentum) * mu
         running_var *= momentum
         running_var += (1 - momentum) * var
-    else:
-        mu, var = running_mean, running_var
     inv_std = 1 / np.sqrt(var + epsilon)
     xhat = (x - mu) * inv_std
     y = gamma * xhat + beta
-    return y.astype(x.dtype, copy=False), (xhat, gamma, inv_std, training)
+    return y.astype(x.dtype, copy=False), (xhat, gamma, inv_std, training, sync)
+
+
+def _global_moments(x, axes, allreduce):
+    """Mean and biased variance per channel over the batches of every process: the sums of x
+    and the count are reduced first, then the squared deviations around the global mean (two
+    passes, as for one batch: no cancellation)."""
+    s, n = allreduce([x.sum(axis=axes, dtype=np.float64), np.array([x.size // x.shape[-1]], np.float64)])
+    mu = s / n[0]
+    (q,) = allreduce([((x - mu) ** 2).sum(axis=axes)])
+    return mu.astype(x.dtype), (q / n[0]).astype(x.dtype)
 
 
 def batchnorm_backward(dy, ctx):
@@ -285,15 +318,22 @@ def batchnorm_backward(dy, ctx):
 
     ``dbeta = sum dy``; ``dgamma = sum dy * xhat``; in training
     ``dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma)`` (the batch statistics
-    depend on x); in inference ``dx = gamma * inv_std * dy``.
+    depend on x; synchronized: M and both sums over every process); in inference
+    ``dx = gamma * inv_std * dy``.
     """
-    xhat, gamma, inv_std, training = ctx
+    xhat, gamma, inv_std, training, allreduce = ctx
+    checks.grad(dy, xhat.shape)
+    dy = np.asarray(dy, xhat.dtype)
     axes = tuple(range(dy.ndim - 1))
     dbeta = dy.sum(axis=axes)
     dgamma = (dy * xhat).sum(axis=axes)
     if training:
-        M = dy.size // dy.shape[-1]
-        dx = (gamma * inv_std / M) * (M * dy - dbeta - xhat * dgamma)
+        M, sum_dy, sum_dy_xhat = dy.size // dy.shape[-1], dbeta, dgamma
+        if allreduce is not None:
+            sum_dy, sum_dy_xhat, n = allreduce([dbeta.astype(np.float64), dgamma.astype(np.float64),
+                                                np.array([M], np.float64)])
+            M = n[0]
+        dx = (gamma * inv_std / M) * (M * dy - sum_dy - xhat * sum_dy_xhat)
     else:
         dx = gamma * inv_std * dy
     return dx.astype(dy.dtype, copy=False), dgamma, dbeta
@@ -303,21 +343,20 @@ def batchnorm_backward(dy, ctx):
 def dropout_forward(x, rate, seed):
     """Inverted dropout: ``y = x * keep / (1 - rate)`` with ``keep = u >= rate``,
     ``u = default_rng(seed).random(x.shape, float32)``, so expectations match inference."""
+    dt, rate = checks.dropout(x, rate)
+    (x,) = _arrays(dt, x)
     u = np.random.default_rng(seed).random(x.shape, dtype=np.float32)
-    scale = (u >= rate).astype(x.dtype) / x.dtype.type(1 - rate)
+    scale = (u >= rate).astype(dt) / dt.type(1 - rate)
     return x * scale, scale
 
 
 def dropout_backward(dy, ctx):
     """``dx = dy * keep / (1 - rate)``."""
-    return dy * ctx
+    checks.grad(dy, ctx.shape)
+    return np.asarray(dy, ctx.dtype) * ctx
 
 
 # --------------------------------------------------------------------------- losses
-def _log_sigmoid(z):
-    """``log(sigmoid(z)) = -(max(-z, 0) + log1p(exp(-|z|)))``, finite for every z."""
-    return -(np.maximum(-z, 0) + np.log1p(np.exp(-np.abs(z))))
-
 
 def loss_forward(kind, y_pred, y_true, sample_weight, from_logits, gamma=2.0, alpha=None):
     """Per-sample loss ``l_n`` and the batch loss ``L = sum_n w_n l_n / N``.
@@ -337,12 +376,12 @@ def loss_forward(kind, y_pred, y_true, sample_weight, from_logits, gamma=2.0, al
     Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` (the gradient is zero where clipping
     binds, as for Keras); logits need no clipping.
     """
-    y = np.asarray(y_pred)
+    dt = checks.loss(kind, y_pred, y_true, sample_weight)
+    y = np.asarray(y_pred, dt)
     N = y.shape[0]
-    dt = y.dtype
     if kind == "sparse_categorical_crossentropy":
         t = np.zeros_like(y)
-        t[np.arange(N), np.asarray(y_true).reshape(N).astype(np.int64)] = 1
+        t[np.arange(N), checks.class_labels(y_true, N, y.shape[1])] = 1
         kind = "categorical_crossentropy"
     else:
         t = np.asarray(y_true, dtype=dt).reshape(y.shape)
@@ -355,9 +394,9 @@ def loss_forward(kind, y_pred, y_true, sample_weight, from_logits, gamma=2.0, al
             l = np.maximum(y, 0) - y * t + np.log1p(np.exp(-np.abs(y)))
             g = _act(y, "sigmoid") - t
         else:
-            p = np.clip(y, _EPS, 1 - _EPS)
+            p = np.clip(y, EPSILON, 1 - EPSILON)
             l = -(t * np.log(p) + (1 - t) * np.log(1 - p))
-            g = (p - t) / (p * (1 - p)) * ((y > _EPS) & (y < 1 - _EPS))
+            g = (p - t) / (p * (1 - p)) * ((y > EPSILON) & (y < 1 - EPSILON))
         per = l.reshape(N, -1).mean(axis=1)
         grad = g * scale / K
     elif kind == "categorical_crossentropy":
@@ -367,9 +406,9 @@ def loss_forward(kind, y_pred, y_true, sample_weight, from_logits, gamma=2.0, al
             per = (t * (lse - y)).sum(axis=-1)
             grad = (_act(y, "softmax") * t.sum(axis=-1, keepdims=True) - t) * scale
         else:
-            p = np.clip(y, _EPS, 1 - _EPS)
+            p = np.clip(y, EPSILON, 1 - EPSILON)
             per = -(t * np.log(p)).sum(axis=-1)
-            grad = -t / p * ((y > _EPS) & (y < 1 - _EPS)) * scale
+            grad = -t / p * ((y > EPSILON) & (y < 1 - EPSILON)) * scale
     elif kind == "mse":
         d = y - t
         per = (d * d).reshape(N, -1).mean(axis=1)
@@ -382,11 +421,11 @@ def loss_forward(kind, y_pred, y_true, sample_weight, from_logits, gamma=2.0, al
             dp = p * (1 - p)  # d p / dz
             inside = np.ones_like(y, dtype=bool)
         else:
-            p = np.clip(y, _EPS, 1 - _EPS)
+            p = np.clip(y, EPSILON, 1 - EPSILON)
             bce = -(t * np.log(p) + (1 - t) * np.log(1 - p))
             dbce = (p - t) / (p * (1 - p))
             dp = np.ones_like(p)
-            inside = (y > _EPS) & (y < 1 - _EPS)
+            inside = (y > EPSILON) & (y < 1 - EPSILON)
         p_t = t * p + (1 - t) * (1 - p)
         base = 1 - p_t
         focal = base**gamma
@@ -398,8 +437,6 @@ def loss_forward(kind, y_pred, y_true, sample_weight, from_logits, gamma=2.0, al
         g = a_t * (dfocal * bce + focal * dbce) * inside
         per = l.reshape(N, -1).mean(axis=1)
         grad = g * scale / K
-    else:
-        raise ValueError(f"unknown loss {kind!r}")
     per = per.astype(dt, copy=False)
     loss = float((w * per).sum() / N)
     return loss, (np.ascontiguousarray(grad, dtype=dt), per)
@@ -414,6 +451,8 @@ def loss_backward(ctx):
 def sgd_update(p, g, velocity, lr, momentum, nesterov):
     """SGD with momentum (Keras): ``v = momentum * v - lr * g``; ``p += v``, or with Nesterov
     ``p += momentum * v - lr * g``. Without momentum ``p -= lr * g``. In place."""
+    checks.update(p, g, velocity=velocity if momentum else None)
+    g = np.asarray(g, p.dtype)
     if momentum == 0:
         p -= lr * g
         return
@@ -429,6 +468,8 @@ def adam_update(p, g, m, v, lr, beta_1, beta_2, epsilon, t):
     """Adam (Kingma & Ba, in Keras' form), step ``t`` counted from 1. In place:
     ``alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)``; ``m += (g - m)(1 - beta_1)``;
     ``v += (g**2 - v)(1 - beta_2)``; ``p -= alpha * m / (sqrt(v) + epsilon)``."""
+    checks.update(p, g, m=m, v=v)
+    g = np.asarray(g, p.dtype)
     alpha = lr * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
     m += (g - m) * (1 - beta_1)
     v += (g * g - v) * (1 - beta_2)

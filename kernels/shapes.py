@@ -1,22 +1,6 @@
 """Output sizes and padding, shared by every backend (plain Python, no arrays)."""
 
 
-def pair(v, name="value"):
-    """Return ``v`` as a pair of positive ints; accepts an int or a length-2 sequence."""
-    if isinstance(v, (int,)) and not isinstance(v, bool):
-        out = (v, v)
-    else:
-        try:
-            out = tuple(int(t) for t in v)
-        except TypeError:
-            raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}") from None
-        if len(out) != 2 or any(int(t) != t for t in v):
-            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-    if out[0] < 1 or out[1] < 1:
-        raise ValueError(f"{name} must be positive, got {v!r}")
-    return out
-
-
 def conv_output_size(size, k, s, padding):
     """Output length along one axis, and the (before, after) padding.
 

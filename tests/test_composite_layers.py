@@ -191,3 +191,37 @@ def test_ensemble_refuses_bad_members():
         Ensemble([Dense(3)])
     with pytest.raises(ShapeError):
         Sequential([Ensemble([res_model(k=1), res_model(k=3)])])
+
+
+def test_layer_hooks_reach_the_sublayers():
+    """preserved() restores every sublayer's gradients and contexts; release_context() drops
+    them; a seeded Dropout inside an ensemble member keeps its random stream in checkpoints."""
+    from tinycnn.layers import Dropout, Flatten
+
+    x, y = data()
+    m = res_model()
+    m.compile("adam", "binary_crossentropy")
+    m.train_on_batch(x, y)
+    blk = m.layers[3]
+    grads = {k: np.array(v) for k, v in blk.grads.items()}
+    with m.preserved():
+        m.forward(x, training=True)
+        m.backward(np.ones((len(x), 1), np.float32))
+    for k, g in blk.grads.items():
+        np.testing.assert_array_equal(g, grads[k])
+    blk.forward(m.forward(x, stop=3), training=True)
+    blk.release_context()
+    assert all(layer._ctx is None for layer in blk.sublayers)  # noqa: SLF001 - what release_context promises
+
+    def member(seed):
+        set_random_seed(seed)
+        return Sequential([Flatten(input_shape=(9, 9, 2)), Dropout(0.5, seed=7), Dense(1, activation="sigmoid")])
+
+    ens = Ensemble([member(0), member(1)])
+    state = ens.get_random_state()
+    assert sorted(state) == ["m0_1", "m1_1"]
+    ens.members[0].layers[1].forward(x.reshape(len(x), -1), training=True)  # advances member 0's stream
+    assert ens.get_random_state() != state
+    ens.set_random_state(state)
+    assert ens.get_random_state() == state
+    assert res_model().layers[2].get_random_state() is None

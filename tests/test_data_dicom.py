@@ -167,3 +167,80 @@ def test_load_dataset_detects_dicom_and_scales(dicom_folder):
     windowed = load_dataset(dicom_folder, window=(50, 350), val_fraction=0.25, test_fraction=0.25, seed=1)
     all_x = np.concatenate([p[0] for p in (windowed.train, windowed.val, windowed.test) if p is not None])
     assert np.isclose(all_x[:, 0, 0, 0], 1.0).sum() == 1  # only the 400 HU frame saturates
+
+
+def make_palette_dicom(path, indices, lut):
+    """Write an 8-bit PALETTE COLOR DICOM (as ultrasound machines do): ``indices`` (H, W) uint8
+    index the colour tables ``lut`` (256, 3) uint16."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"  # Ultrasound Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "US"
+    ds.Rows, ds.Columns = indices.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "PALETTE COLOR"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    for k, colour in enumerate(("Red", "Green", "Blue")):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        ds.add_new(0x00281201 + k, "OW", lut[:, k].astype("<u2").tobytes())  # the colour's LUT data
+    ds.PixelData = indices.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _palette():
+    ramp = np.arange(256, dtype=np.uint16) * 257  # 16-bit tables
+    return np.stack([ramp, ramp[::-1], np.full(256, 1000, np.uint16)], axis=1)
+
+
+def test_palette_colour_dicom_is_mapped_through_its_colour_tables(tmp_path):
+    indices = np.array([[0, 10, 255], [128, 3, 77]], np.uint8)
+    lut = _palette()
+    out = read_dicom(make_palette_dicom(tmp_path / "us.dcm", indices, lut))
+    assert out.shape == (2, 3, 3)
+    np.testing.assert_array_equal(out, lut[indices].astype(np.float32))
+
+
+def test_a_folder_of_palette_colour_dicoms_loads(tmp_path):
+    rng = np.random.default_rng(3)
+    for cls in ("benign", "malignant"):
+        for i in range(4):
+            make_palette_dicom(tmp_path / "us" / cls / f"{i}.dcm", rng.integers(0, 256, (6, 6), dtype=np.uint8),
+                               _palette())
+    data = load_dataset(tmp_path / "us", color="rgb", val_fraction=0.25, test_fraction=0.25)
+    assert data.class_names == ["benign", "malignant"] and data.train[0].shape[1:] == (6, 6, 3)
+    assert not data.skipped
+
+
+@pytest.mark.parametrize("kw", [{}, {"window": "mediastinum", "image_size": 2, "color": "rgb"}])
+def test_lazy_dicom_folder_equals_the_loaded_one(dicom_folder, kw):
+    from tinycnn.data.dicom_lazy import DicomFolderDataset
+
+    eager = load_dataset(dicom_folder, val_fraction=0.25, test_fraction=0.25, seed=1, **kw)
+    lazy = load_dataset(dicom_folder, val_fraction=0.25, test_fraction=0.25, seed=1, lazy=True, **kw)
+    for e, z in zip((eager.train, eager.val, eager.test), (lazy.train, lazy.val, lazy.test), strict=True):
+        if e is None:
+            assert z is None
+            continue
+        assert isinstance(z[0], DicomFolderDataset)
+        np.testing.assert_array_equal(z[1], e[1])
+        np.testing.assert_array_equal(z[0][:], e[0])
+        np.testing.assert_array_equal(z[0][::-1], e[0][::-1])  # frames of one file, any order
+
+
+def test_lazy_dicom_folder_bad_header_and_sizes(dicom_folder):
+    from tinycnn.data.dicom_lazy import DicomFolderDataset
+
+    (dicom_folder / "normal" / "3.dcm").write_text("not dicom")
+    with pytest.raises(DataError, match="3.dcm"):
+        DicomFolderDataset(dicom_folder)
+    ds = DicomFolderDataset(dicom_folder, skip_bad=True)
+    assert ds.shape == (4, 4, 4, 1) and ds.skipped[0][0].endswith("3.dcm")
+    assert ds.files[2].endswith("series#0") and ds.files[3].endswith("series#1")
+    make_dicom(dicom_folder / "tumour" / "big.dcm", np.zeros((6, 6), np.uint16))
+    with pytest.raises(DataError, match=r"is 4x4 but .*big\.dcm is 6x6"):
+        DicomFolderDataset(dicom_folder, skip_bad=True)

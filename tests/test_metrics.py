@@ -94,16 +94,46 @@ def test_confusion_matrix_hard_labels_and_num_classes():
         M.confusion_matrix(Y, S, num_classes=1)
 
 
-def test_degenerate_ratios_are_zero_without_warnings():
+def test_undefined_ratios_are_nan_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert M.precision([0, 1, 1], [0.1, 0.2, 0.3]) == 0.0  # nothing predicted positive
-        assert M.f1_score([0, 0], [0.1, 0.2]) == 0.0  # no positives at all, none predicted
-        assert M.recall([0, 0], [0.9, 0.2]) == 0.0  # no positives
-        assert M.specificity([1, 1], [0.9, 0.2]) == 0.0  # no negatives
-        # Class 2 never occurs nor is predicted: its rates are 0 and count in the macro mean.
-        per_class = M.precision([0, 1], [[0.9, 0.1, 0.0], [0.2, 0.8, 0.0]], average=None)
-        np.testing.assert_array_equal(per_class, [1.0, 1.0, 0.0])
+        assert np.isnan(M.precision([0, 1, 1], [0.1, 0.2, 0.3]))  # nothing predicted positive
+        assert np.isnan(M.f1_score([0, 0], [0.1, 0.2]))  # no positives at all, none predicted
+        assert np.isnan(M.recall([0, 0], [0.9, 0.2]))  # no positives
+        assert np.isnan(M.specificity([1, 1], [0.9, 0.2]))  # no negatives
+        assert np.isnan(M.negative_predictive_value([0, 1], [0.9, 0.8]))  # nothing predicted negative
+        # Class 2 never occurs nor is predicted: its rates are undefined, and the macro mean is
+        # that of the classes where they are defined.
+        p3 = [[0.9, 0.1, 0.0], [0.2, 0.8, 0.0]]
+        np.testing.assert_array_equal(M.precision([0, 1], p3, average=None), [1.0, 1.0, np.nan])
+        assert M.precision([0, 1], p3) == 1.0
+        assert np.isnan(M.precision([0, 1, 1], [[0.1, 0.9], [0.2, 0.8], [0.4, 0.6]], average=None)[0])
+        rep = M.classification_report([0, 0], [0.1, 0.2])
+        assert np.isnan(rep["sensitivity"]) and np.isnan(rep["precision"]) and rep["specificity"] == 1.0
+
+
+def test_undefined_ratios_agree_with_sklearn_zero_division_nan():
+    skm = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        y = rng.integers(0, 4, 12)
+        s = rng.dirichlet(np.ones(4), 12) * rng.integers(0, 2, (1, 4))  # some classes never predicted
+        s[:, 3] += 1e-9 * rng.random(12)  # an argmax for every row
+        pred = s.argmax(1)
+        for ours, theirs in ((M.precision, skm.precision_score), (M.recall, skm.recall_score),
+                             (M.f1_score, skm.f1_score)):
+            for average in (None, "macro"):
+                want = theirs(y, pred, labels=range(4), average=average, zero_division=np.nan)
+                np.testing.assert_allclose(ours(y, s, average=average), want, equal_nan=True)
+
+
+def test_negative_predictive_value_and_one_vs_rest_rates_by_hand():
+    # Y, S at 0.5: TN = 2, FN = 1 (case 3) -> NPV = 2/3
+    assert M.negative_predictive_value(Y, S) == pytest.approx(2 / 3)
+    rates = M.one_vs_rest_rates(CM3)
+    np.testing.assert_allclose(rates["npv"], [3 / 4, 3 / 3, 4 / 5])  # TN / (TN + FN) per class
+    np.testing.assert_allclose(rates["precision"], M.precision(Y3, S3, average=None))
+    assert M.classification_report(Y, S)["npv"] == pytest.approx(2 / 3)
 
 
 # --------------------------------------------------------------------------- ROC and AUC
@@ -212,7 +242,9 @@ def test_resampled_auc_equals_auc_of_the_resample(rng):
     y, s = _sample(30, rng)
     s = np.round(s, 1)  # ties
     counts = rng.multinomial(30, np.full(30, 1 / 30), size=20)
-    got = M._resampled_auc(counts, y == 1, s)
+    from tinycnn.metrics.ranking import _resampled_auc
+
+    got = _resampled_auc(counts, y == 1, s)
     for c, a in zip(counts, got, strict=True):
         yb, sb = np.repeat(y, c), np.repeat(s, c)
         if 0 < yb.sum() < yb.size:

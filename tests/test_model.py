@@ -161,6 +161,23 @@ def test_callbacks_early_stopping_checkpoint_csv_reduce_lr(tmp_path):
         assert es.best == pytest.approx(h.history["val_loss"][best])
 
 
+def test_model_checkpoint_save_weights_only_leaves_out_the_optimizer_state(tmp_path):
+    import zipfile
+
+    x, y = blobs(32, seed=7)
+    m = small_model()
+    m.compile("adam", "binary_crossentropy")
+    full = C.ModelCheckpoint(tmp_path / "full-{epoch}.tcnn", monitor="loss")
+    light = C.ModelCheckpoint(tmp_path / "light-{epoch}.tcnn", monitor="loss", save_weights_only=True)
+    m.fit(x, y, epochs=1, batch_size=16, callbacks=[full, light], verbose=0)
+    names = {p: zipfile.ZipFile(tmp_path / p).namelist() for p in ("full-1.tcnn", "light-1.tcnn")}
+    assert any(n.startswith("opt/") for n in names["full-1.tcnn"])
+    assert not any(n.startswith("opt/") for n in names["light-1.tcnn"])
+    assert (tmp_path / "light-1.tcnn").stat().st_size < 0.5 * (tmp_path / "full-1.tcnn").stat().st_size
+    loaded = load_model(tmp_path / "light-1.tcnn")
+    np.testing.assert_array_equal(loaded.predict(x), m.predict(x))
+
+
 def test_class_weight_balanced_changes_the_loss():
     x, y = blobs(64, seed=6)
     y[:48] = 0

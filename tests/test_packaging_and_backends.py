@@ -30,7 +30,7 @@ def test_kernels_folder_refuses_to_load_as_top_level_package(tmp_path):
 
 @pytest.mark.parametrize("name", [n for n in backends_here()])
 def test_every_backend_implements_the_whole_contract(name):
-    _, module = backend._load(name)
+    module = backend.load(name)
     missing = [f for f in CONTRACT if not callable(getattr(module, f, None))]
     assert not missing, f"{name} lacks {missing}"
 
@@ -64,3 +64,15 @@ def test_cuda_without_gpu_is_a_clear_error_not_a_fallback():
         assert out.stdout.startswith("OK cuda")
     else:
         assert out.stdout.startswith("ERR") and "NUMBA_ENABLE_CUDASIM" in out.stdout
+
+
+def test_every_package_folder_is_listed_for_installation():
+    # pyproject lists packages explicitly; an editable install finds a forgotten sub-package
+    # anyway, a wheel would not ship it.
+    import pathlib
+
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
+    root = pathlib.Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "tinycnn").rglob("__init__.py")}
+    assert found | {"tinycnn.kernels"} == listed

@@ -35,7 +35,7 @@ PHI_A = {
     "PatientBirthTime": "031547", "PatientAddress": "742 Quokkastrasse, Vexhollow",
     "PatientTelephoneNumbers": "+41-555-0199-373", "OtherPatientIDs": "PHI-OTHER-28816",
     "IssuerOfPatientID": "Issuer Quokkanet", "PatientMotherBirthName": "Bramblewick^Ysolde",
-    "MilitaryRank": "Colonel Fizzwhistle", "EthnicGroup": "ETHNOPLANTED", "Occupation": "Zeppelintuner",
+    "MilitaryRank": "Colonel Fizzwhistle", "Occupation": "Zeppelintuner",
     "AdditionalPatientHistory": "Fell off the Vexhollow bridge", "PatientComments": "Comment Snorkelwhip",
     "InstitutionName": "Qwertzklinik Vexhollow", "InstitutionAddress": "1 Infirmary Plaza Ulmquist",
     "InstitutionalDepartmentName": "Dept Zornbladder", "ReferringPhysicianName": "Fnordley^Hortensia",
@@ -48,6 +48,8 @@ PHI_A = {
     "ImageComments": "Seen by Dr Plovdivsky", "ProtocolName": "Protocol Vexhollow Knee",
     "NamesOfIntendedRecipientsOfResults": "Gribblewick^Thaddeus",  # a PN in no table: the generic rule
 }
+# Patient characteristics: kept under the Retain Patient Characteristics option (the default).
+RETAINED = {"EthnicGroup": "ETHNOPLANTED", "PatientWeight": "71.5", "PatientSize": "1.83"}
 NESTED = {"private": "PRIV-PHI-Glorbnak", "nested_private": "PRIV-NESTED-Kwazzle",
           "nested_name": "Nestorius^Plumtree", "observer": "Observerix^Gundula",
           "preamble": "PREAMBLE-PHI-Quirinus", "source_ae": "AE-QWERTZKLINIK"}
@@ -65,6 +67,8 @@ def _planted(sop, dates, patient="A", burned_in="YES"):
         for keyword, value in PHI_A.items():
             setattr(ds, keyword, value)
         ds.PatientAge, ds.PatientSex = "096Y", "F"
+        for keyword, value in RETAINED.items():
+            setattr(ds, keyword, value)
         ds.StudyInstanceUID, ds.SeriesInstanceUID = UIDS["study"], UIDS["series"]
     else:
         ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8, so the umlaut is written as two bytes
@@ -134,7 +138,7 @@ def _hashes(folder):
 
 def _output_for(tree, rel):
     """The written file and its log entry for the input at relative path ``rel``."""
-    entry = tree["by_source"][tree["key_ids"]._source_id(rel)]
+    entry = tree["by_source"][tree["key_ids"].source_id(rel)]
     return pydicom.dcmread(tree["out"] / entry["output"]), entry
 
 
@@ -204,8 +208,9 @@ def test_log_names_actions_by_keyword(tree):
     actions = entry["actions"]
     assert set(actions.values()) <= ACTIONS
     expected = {"PatientName": "replaced", "PatientID": "replaced", "PatientAddress": "removed",
-                "PatientBirthDate": "removed", "InstitutionName": "removed", "AccessionNumber": "removed",
-                "StudyDate": "shifted", "AcquisitionDateTime": "shifted", "SOPInstanceUID": "uid-replaced",
+                "PatientBirthDate": "removed", "InstitutionName": "replaced", "AccessionNumber": "removed",
+                "StudyDate": "shifted", "StudyTime": "shifted", "TimezoneOffsetFromUTC": "shifted",
+                "AcquisitionDateTime": "shifted", "SOPInstanceUID": "uid-replaced",
                 "StudyInstanceUID": "uid-replaced", "file_meta.MediaStorageSOPInstanceUID": "uid-replaced",
                 "SourceImageSequence[0].ReferencedSOPInstanceUID": "uid-replaced",
                 "SourceImageSequence[0].PerformingPhysicianName": "removed",
@@ -215,7 +220,7 @@ def test_log_names_actions_by_keyword(tree):
                 "StudyDescription": "removed", "(0009,1001)": "private-removed"}
     for path, action in expected.items():
         assert actions.get(path) == action, path
-    assert "StudyTime" not in actions and "SOPClassUID" not in actions
+    assert "SOPClassUID" not in actions and "EthnicGroup" not in actions
 
 
 def test_every_named_attribute_is_gone_or_replaced_and_no_private_tag_survives(tree):
@@ -225,14 +230,15 @@ def test_every_named_attribute_is_gone_or_replaced_and_no_private_tag_survives(t
     assert str(ds.PatientName) == ds.PatientID == pseudonym
     for keyword in PHI_A:
         if keyword not in ("PatientName", "PatientID"):
-            assert not ds.get(keyword), keyword
+            # Removed, emptied, or a dummy where the table says D (X/Z/D resolves to D).
+            assert ds.get(keyword) in (None, "", "ANONYMIZED", "ANONYMOUS"), keyword
     assert not any(elem.tag.is_private for elem in ds.iterall())
     observer = ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].VerifyingObserverSequence[0]
     assert observer.VerifyingObserverName == "ANONYMOUS"  # type 1: a dummy keeps the SR valid
     assert ds.PatientIdentityRemoved == "YES"
     assert [c.CodeValue for c in ds.DeidentificationMethodCodeSequence] == ["113100", "113107", "113108"]
     assert {c.CodingSchemeDesignator for c in ds.DeidentificationMethodCodeSequence} == {"DCM"}
-    assert "dates shifted per patient" in ds.DeidentificationMethod
+    assert "dates and times shifted per patient, in UTC" in ds.DeidentificationMethod
     assert ds.LongitudinalTemporalInformationModified == "MODIFIED"
     assert ds.preamble == b"\0" * 128
 
@@ -300,33 +306,64 @@ def _days(da):
     return np.datetime64(f"{da[:4]}-{da[4:6]}-{da[6:8]}").astype(int)
 
 
-def test_dates_shift_by_one_offset_per_patient_and_keep_intervals(tree):
-    a1, _ = _output_for(tree, "patientA/scan1.dcm")
-    a2, _ = _output_for(tree, "patientA/scan2.dcm")
-    b, _ = _output_for(tree, "patientB/scan_blorptash.dcm")
-    pairs_a = [(a1.StudyDate, DATES[0]), (a1.ContentDate, DATES[1]), (a1.AcquisitionDateTime[:8], DATES[0]),
-               (a1.SourceImageSequence[0].AcquisitionDate, DATES[0]), (a2.StudyDate, DATES[2]),
-               (a2.ContentDate, DATES[3])]
-    offsets = {_days(new) - _days(old) for new, old in pairs_a}
-    assert len(offsets) == 1
-    offset = offsets.pop()
-    assert -3652 <= offset <= -365
-    assert _days(a2.ContentDate) - _days(a1.StudyDate) == _days(DATES[3]) - _days(DATES[0])
-    assert a1.AcquisitionDateTime[8:] == "093015.5+0100" and a1.StudyTime == "101112"
-    assert _days(b.StudyDate) - _days(DATES[0]) != offset  # another patient, another offset
-    assert _days(b.ContentDate) - _days(b.StudyDate) == _days(DATES[1]) - _days(DATES[0])
+def _utc_seconds(date, time, zone):
+    """Seconds since 1970 of a DA + TM read in ``zone`` (``'+HHMM'``)."""
+    sign = -1 if zone[0] == "-" else 1
+    clock = int(time[:2]) * 3600 + int(time[2:4]) * 60 + float(time[4:] or 0)
+    return int(_days(date)) * 86400 + clock - sign * (int(zone[1:3]) * 3600 + int(zone[3:5]) * 60)
+
+
+PAIRS = [("StudyDate", "StudyTime"), ("SeriesDate", "SeriesTime"), ("AcquisitionDate", "AcquisitionTime"),
+         ("ContentDate", "ContentTime"), ("InstanceCreationDate", "InstanceCreationTime")]
+
+
+def _moves(tree, rel):
+    """How far each date+time of one output moved (seconds, in UTC), and its lone dates (days)."""
+    out, _ = _output_for(tree, rel)
+    original = pydicom.dcmread(tree["src"] / rel)
+    zone = original.TimezoneOffsetFromUTC  # CT_small's -0500: the output's times are in UTC
+    moves = [_utc_seconds(getattr(out, d), getattr(out, t), "+0000")
+             - _utc_seconds(getattr(original, d), getattr(original, t), zone) for d, t in PAIRS]
+    dt_old, dt_new = original.AcquisitionDateTime, out.AcquisitionDateTime  # its own zone, +0100
+    moves.append(_utc_seconds(dt_new[:8], dt_new[8:-5], dt_new[-5:]) - _utc_seconds(dt_old[:8], dt_old[8:-5],
+                                                                                   dt_old[-5:]))
+    lone = _days(out.SourceImageSequence[0].AcquisitionDate) - _days(original.SourceImageSequence[0].AcquisitionDate)
+    return out, moves, lone
+
+
+def test_dates_and_times_move_by_one_offset_per_patient_and_keep_intervals(tree):
+    a1, moves1, lone1 = _moves(tree, "patientA/scan1.dcm")
+    a2, moves2, lone2 = _moves(tree, "patientA/scan2.dcm")
+    b, moves_b, _ = _moves(tree, "patientB/scan_blorptash.dcm")
+    assert len(set(moves1 + moves2)) == 1, "one offset per patient, to the second, across files"
+    move = moves1[0]
+    days, seconds = divmod(-move, 86400)
+    assert 365 <= days <= 3652 and 1 <= seconds <= 86399  # no date and no time of day left as it was
+    assert lone1 == lone2 == -days  # a date without its time moves by the whole days
+    assert len(set(moves_b)) == 1 and moves_b[0] != move  # another patient, another offset
+    assert a1.TimezoneOffsetFromUTC == "+0000" and a1.AcquisitionDateTime.endswith("+0000")
+    for ds in (a1, a2, b):
+        for d, t in PAIRS:
+            assert re.fullmatch(r"\d{8}", getattr(ds, d)) and re.fullmatch(r"\d{6}(\.\d+)?", getattr(ds, t))
 
 
 def test_date_offset_is_the_same_for_a_new_deidentifier_with_the_same_key(tree):
     a1, _ = _output_for(tree, "patientA/scan1.dcm")
     again, _ = privacy.deidentify(_planted(UIDS["sop1"], DATES[:2]), key=KEY)
-    assert again.StudyDate == a1.StudyDate and again.SOPInstanceUID == a1.SOPInstanceUID
+    assert again.StudyDate == a1.StudyDate and again.StudyTime == a1.StudyTime
+    assert again.SOPInstanceUID == a1.SOPInstanceUID
 
 
-def test_remove_date_policy_empties_every_date_and_time():
-    ds, log = privacy.deidentify(_planted(UIDS["sop1"], DATES[:2]), key=KEY, date_policy="remove")
-    stamped = [e for e in ds.iterall() if e.VR in ("DA", "DT", "TM")]
-    assert stamped and all(e.is_empty for e in stamped)
+DUMMY_TEMPORAL = {"DA": "19000101", "TM": "000000", "DT": "19000101000000"}
+
+
+def test_remove_date_policy_leaves_no_date_or_time():
+    planted = _planted(UIDS["sop1"], DATES[:2])
+    ds, log = privacy.deidentify(planted, key=KEY, date_policy="remove")
+    stamped = [e for e in ds.iterall() if e.VR in DUMMY_TEMPORAL]
+    # Removed, emptied, or the Basic Profile's dummy where an IOD needs a value (action D).
+    assert stamped and all(e.is_empty or e.value == DUMMY_TEMPORAL[e.VR] for e in stamped)
+    assert "TimezoneOffsetFromUTC" not in ds  # the zone goes with the dates
     assert log.actions["StudyTime"] == log.actions["SourceImageSequence[0].AcquisitionDate"] == "removed"
     assert ds.LongitudinalTemporalInformationModified == "REMOVED"
     assert "113107" not in [c.CodeValue for c in ds.DeidentificationMethodCodeSequence]
@@ -340,22 +377,40 @@ def test_unparseable_dates_are_removed_not_kept():
     ds.AcquisitionDateTime = "20200110120000"
     out, log = privacy.deidentify(ds, key=KEY)
     assert out.StudyDate == "" and log.actions["StudyDate"] == "removed"
-    assert out.AcquisitionDateTime.endswith("120000") and out.AcquisitionDateTime[:8] != "20200110"
+    assert re.fullmatch(r"\d{14}", out.AcquisitionDateTime) and out.AcquisitionDateTime[:8] < "20190110"
 
 
 # -- policies and flags ----------------------------------------------------------------------
 
-def test_age_sex_and_descriptor_policies():
+def test_patient_characteristics_option_keeps_exactly_its_attributes():
     planted = _planted(UIDS["sop1"], DATES[:2])
-    kept, log = privacy.deidentify(planted, key=KEY)
-    assert kept.PatientAge == "096Y" and kept.PatientSex == "F" and "StudyDescription" not in kept
+    kept, _ = privacy.deidentify(planted, key=KEY)
+    assert kept.PatientAge == "096Y" and kept.PatientSex == "F"
+    assert all(kept[k].value == planted[k].value for k in RETAINED)
+    assert "Occupation" not in kept  # a characteristic? the option says no
     dropped, _ = privacy.deidentify(planted, key=KEY, age_policy="remove", sex_policy="remove")
     assert "PatientAge" not in dropped and dropped.PatientSex == ""
+    assert not any(k in dropped for k in RETAINED)  # the option is off: its attributes go too
     assert [c.CodeValue for c in dropped.DeidentificationMethodCodeSequence] == ["113100", "113107"]
+    half, _ = privacy.deidentify(planted, key=KEY, age_policy="remove")
+    assert "PatientAge" not in half and half.PatientSex == "F" and half.EthnicGroup == RETAINED["EthnicGroup"]
+
+
+def test_kept_descriptors_are_cleaned_of_the_files_own_identifiers_and_flagged():
+    planted = _planted(UIDS["sop1"], DATES[:2])
+    planted.SeriesDescription = "Knee 17.05.1923 PHI-ID-937451 Fnordley"
+    planted.ReasonForTheRequestedProcedure = "Pain since fall at Qwertzklinik, ref 55821"
+    plain, _ = privacy.deidentify(planted, key=KEY)
+    assert "StudyDescription" not in plain and "SeriesDescription" not in plain
     described, log = privacy.deidentify(planted, key=KEY, keep_descriptors=True)
-    assert described.StudyDescription == PHI_A["StudyDescription"]
+    assert described.StudyDescription == "*** knee follow-up"  # the patient's name is in PatientName
+    assert described.SeriesDescription == "Knee *** *** ***"
+    assert described.ReasonForTheRequestedProcedure == "Pain since fall at ***, ref ***"
+    # A name the file holds nowhere else cannot be recognised: kept, and the file is flagged.
     assert described.ImageComments == PHI_A["ImageComments"]
-    assert any("descriptor" in flag for flag in log.flags)
+    assert log.actions["StudyDescription"] == "cleaned" and any("review" in flag for flag in log.flags)
+    assert [c.CodeValue for c in described.DeidentificationMethodCodeSequence] == [
+        "113100", "113105", "113107", "113108"]
     assert "PatientAddress" not in described  # patient free text is never a descriptor
 
 
@@ -369,6 +424,27 @@ def test_burned_in_annotation_flags(tree):
     assert any("not stated" in f for f in sc["flags"])
     # scan1, patient B (also YES) and the SC sample; the skipped duplicate of scan1 counts for nothing.
     assert tree["summary"].flagged == 3
+
+
+def test_reject_burned_in_writes_no_flagged_file_and_lists_them(tree, tmp_path, capsys):
+    args = _parse(["deidentify", str(tree["src"]), str(tmp_path / "o"), "--reject-burned-in"])
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    # Stated YES (scan1, its copy, patient B) or not stated for a secondary capture: none written.
+    rejected = ["patientA/scan1.dcm", "patientA/scan1_copy.dcm", "patientB/scan_blorptash.dcm",
+                "samples/SC_rgb_small_odd.dcm"]
+    assert "rejected for possible burned-in text: 4 file(s)" in printed
+    assert all(f"  {rel}\n" in printed for rel in rejected)
+    outputs = list((tmp_path / "o").rglob("*.dcm"))
+    assert len(outputs) == len(SAMPLES) + 3 - 3
+    assert all(pydicom.dcmread(p).get("BurnedInAnnotation") != "YES" for p in outputs)
+    log = (tmp_path / "o" / privacy.LOG_NAME).read_text(encoding="utf-8")
+    assert not any(Path(rel).stem in log for rel in rejected)  # listed on screen, never in the log
+    with pytest.raises(privacy.BurnedInRejected, match="burned-in"):
+        privacy.deidentify(_planted(UIDS["sop1"], DATES[:2]), key=KEY, reject_burned_in=True)
+    with pytest.raises(DataError, match="scan1.dcm"):
+        privacy.deidentify_tree(tree["src"] / "patientA" / "scan1.dcm", tmp_path / "one", reject_burned_in=True)
+    assert not list((tmp_path / "one").rglob("*.dcm"))
 
 
 def test_pixel_data_unchanged_and_outputs_readable(tree):
@@ -482,9 +558,12 @@ def test_bad_options_raise_config_error(kwargs):
         privacy.Deidentifier(**kwargs)
 
 
-def test_every_profile_keyword_is_a_dicom_keyword():
-    # A misspelt keyword would never match, so its attribute would silently pass through.
-    tables = privacy._REMOVE | privacy._EMPTY | privacy._DUMMY | privacy._DESCRIPTORS | privacy._META_KEEP
+def test_every_option_keyword_is_a_dicom_keyword():
+    # A misspelt keyword would never match, so its attribute would silently get another action.
+    from tinycnn.privacy import profile, walker
+
+    tables = (set(profile.PATIENT_CHARACTERISTICS) | profile.CLEAN_DESCRIPTORS | profile.NOT_MODIFIED
+              | profile.ALSO_MODIFIED | walker._META_KEEP)
     unknown = [kw for kw in tables if pydicom.datadict.tag_for_keyword(kw) is None]
     assert unknown == []
 
@@ -493,12 +572,16 @@ def test_repr_never_shows_the_key():
     assert KEY.decode() not in repr(privacy.Deidentifier(KEY))
 
 
-def test_import_without_pydicom_then_a_clear_error():
-    code = ("import sys; sys.modules['pydicom'] = None\n"
+@pytest.mark.parametrize("missing", ["pydicom", "dicomanonymizer"])
+def test_import_without_the_dicom_extra_then_a_clear_error(missing, tmp_path):
+    # dicom-anonymizer holds the table: without it nothing may be written half de-identified.
+    shutil.copy(get_testdata_file("CT_small.dcm", download=False), tmp_path / "x.dcm")
+    code = (f"import sys; sys.modules[{missing!r}] = None\n"
             "import tinycnn.privacy as p\n"
-            "try:\n    p.deidentify('x.dcm')\n"
+            "try:\n    p.deidentify(sys.argv[1])\n"
             "except ImportError as e:\n    print('ERR', e)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.dcm")], capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 0, result.stderr
     assert "ERR" in result.stdout and "pip install tinycnn[dicom]" in result.stdout
 
@@ -529,9 +612,16 @@ def test_cli_writes_reports_and_links_runs_by_key_file(tree, tmp_path, capsys):
 
 
 def test_cli_errors_return_nonzero_without_traceback(tree, tmp_path, capsys):
+    # What the user typed is wrong: a usage error, exit 2, naming what to fix.
     args = _parse(["deidentify", str(tree["src"]), str(tree["src"] / "out")])
-    assert args.func(args) == 1
-    assert "error" in capsys.readouterr().err
+    assert args.func(args) == 2
+    assert "must lie outside" in capsys.readouterr().err
     args = _parse(["deidentify", str(tree["src"]), str(tmp_path / "o"), "--key-file", str(tmp_path / "none")])
+    assert args.func(args) == 2
+    assert "--key-file" in capsys.readouterr().err
+    # The data cannot be read: exit 1.
+    (tmp_path / "bad.dcm").write_bytes(b"no DICOM here")
+    args = _parse(["deidentify", str(tmp_path / "bad.dcm"), str(tmp_path / "o")])
     assert args.func(args) == 1
+    assert "bad.dcm" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tree["src"] / "out").exists()

@@ -20,7 +20,8 @@ def splits_of(n, shape=(28, 28, 1), task="binary", k=2, source="", seed=0):
     x = rng.random((n, *shape), dtype=np.float32)
     y = rng.integers(0, k, n) if task != "multilabel" else rng.integers(0, 2, (n, k))
     part = (x, y)
-    return data.DataSplits(train=part, val=part, test=None, class_names=[str(i) for i in range(k)],
+    names = ["normal", "lesion"] if k == 2 else [f"class{i}" for i in range(k)]  # binary: the positive by name
+    return data.DataSplits(train=part, val=part, test=None, class_names=names,
                            task=task, num_classes=k, source=source)
 
 
@@ -147,3 +148,19 @@ def test_test_time_flips_follow_the_training_flips():
     assert isinstance(plain.layers[0], Conv2D)
     off, _, _ = pipeline.train(s, recipe=r.replace(test_time_flips=False), verbose=0)
     assert not isinstance(off.layers[0], Ensemble)
+
+
+def test_the_default_model_exports_to_onnx_and_predicts_the_same(tmp_path):
+    """An ensemble of residual networks with test-time flips, as ONNX (ResidualBlock describes
+    its graph; Ensemble has a converter: members, mirrored views, their mean)."""
+    ort = pytest.importorskip("onnxruntime")
+    from tinycnn.export import export_onnx
+
+    s = splits_of(16, shape=(12, 12, 3), task="multiclass", k=3, source="retinamnist.npz", seed=6)
+    model, _, _ = pipeline.train(s, recipe=recipe.for_data(s).replace(epochs=1, ensemble=2, width=4), verbose=0)
+    assert model.layers[0].flips == ("horizontal", "vertical")
+    export_onnx(model, tmp_path / "m.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    x = s.train[0][:5]
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, model.predict(x), rtol=1e-5, atol=1e-6)

@@ -115,13 +115,37 @@ def test_binary_report_has_every_section_and_the_numbers_of_tinycnn_metrics(bina
         assert f"<td class=\"hit\">{v}</td>" in markup or f"<td class=\"miss\">{v}</td>" in markup
     auc, lo, hi = metrics.bootstrap_auc_ci(y, p, n_bootstraps=1000, seed=0)
     assert res["auc"] == auc and res["auc_95ci"] == [lo, hi] and lo <= auc <= hi
-    assert f"AUC <b>{auc:.3f}</b>, 95% CI {lo:.3f}–{hi:.3f}" in markup
+    assert f"AUC of p(nodule), nodule against normal: <b>{auc:.3f}</b>, 95% CI {lo:.3f}–{hi:.3f}" in markup
     t95 = metrics.threshold_for_sensitivity(y, p, 0.95)
     assert res["threshold_for_95_sensitivity"] == t95 and f"<b>{t95:.3f}</b>" in markup
     (tn, fp), (fn, tp) = cm
     assert res["rates"]["NPV"] == pytest.approx(tn / (tn + fn)) and res["rates"]["PPV"] == pytest.approx(tp / (tp + fp))
     for word in ("sensitivity", "specificity", "PPV", "NPV", "F1"):
         assert f"<th class=\"\">{word}</th>" in markup
+
+
+def test_undefined_rates_are_the_nan_of_tinycnn_metrics_and_read_n_a(binary_model, tmp_path):
+    model, x, y = binary_model
+    p = model.predict(x)[:, 0]
+    t = float(min(1.0, p.max() + 1e-3))  # nothing is called positive: PPV is 0/0
+    res = write_report(tmp_path / "r.html", model, x, y, threshold=t, n_examples=0)
+    rep = metrics.classification_report(y, p, threshold=t)
+    assert np.isnan(res["rates"]["PPV"]) and np.isnan(rep["precision"])
+    for shown, key in (("sensitivity", "sensitivity"), ("specificity", "specificity"), ("NPV", "npv"), ("F1", "f1"),
+                       ("accuracy", "accuracy")):
+        assert res["rates"][shown] == pytest.approx(rep[key], nan_ok=True), shown
+    _, _, markup = _parse(tmp_path / "r.html")
+    assert "<td>n/a</td>" in markup
+
+
+def test_a_tiny_test_set_gets_no_collapsed_ci_but_the_reason(binary_model, tmp_path):
+    model, x, y = binary_model
+    idx = np.r_[np.flatnonzero(y == 0)[:3], np.flatnonzero(y == 1)[:1]]  # 3 normal, 1 nodule
+    res = write_report(tmp_path / "r.html", model, x[idx], y[idx], n_examples=1)
+    _, _, markup = _parse(tmp_path / "r.html")
+    assert res["auc_95ci"] is None and "95% CI 0" not in markup
+    assert "no 95% CI: only 1 case(s) of class nodule; a bootstrap CI needs at least 10 of each class" in markup
+    assert res["examples"]["True positives"] + res["examples"]["False negatives"] == [3]
 
 
 def test_multiclass_report_has_one_vs_rest_roc_and_the_confusion_matrix(tmp_path):

@@ -22,7 +22,7 @@ from .errors import (  # noqa: F401
 from .models import Sequential, load_model  # noqa: F401
 from .random import set_random_seed  # noqa: F401
 
-_LAZY = {"metrics", "data", "explain", "privacy", "report", "pipeline", "gradcheck", "io"}
+_LAZY = {"metrics", "data", "explain", "privacy", "report", "pipeline", "gradcheck", "io", "export"}
 
 
 def __getattr__(name):

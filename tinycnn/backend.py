@@ -29,6 +29,20 @@ def available():
     return tuple(_MODULES)
 
 
+def load(name):
+    """The backend module for ``name`` ('numpy', 'cpu', 'cuda' or an alias), imported and
+    checked as :func:`set_backend` does, without making it the active backend.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name.
+    BackendError
+        When the backend cannot run here.
+    """
+    return _load(name)[1]
+
+
 def _load(name):
     if not isinstance(name, str):
         raise ConfigError(f"backend must be a string, one of {available()}, got {name!r}")

@@ -94,12 +94,16 @@ class ModelCheckpoint(_Monitor):
     """Save the model after each epoch (or only when ``monitor`` improves), atomically.
 
     ``filepath`` may hold ``{epoch}`` and log keys, e.g. ``'ckpt-{epoch:02d}.tcnn'``.
+    ``save_weights_only=True`` leaves the optimizer state out of the file (a third of the size
+    with Adam); the file still holds the architecture, so :func:`tinycnn.models.load_model`
+    reads it, but training resumed from it restarts the optimizer's moments.
     """
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto",
                  save_weights_only=False):
         super().__init__(monitor, mode)
         self.filepath, self.save_best_only = os.fspath(filepath), bool(save_best_only)
+        self.save_weights_only = bool(save_weights_only)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -109,7 +113,7 @@ class ModelCheckpoint(_Monitor):
             if not self._improved(v):
                 return
             self.best = v
-        self.model.save(path)
+        self.model.save(path, include_optimizer=not self.save_weights_only)
 
 
 class ReduceLROnPlateau(_Monitor):

@@ -1,12 +1,17 @@
-"""The ``tinycnn`` command: demo, train, evaluate, predict, explain, report, deidentify, gradcheck.
+"""The ``tinycnn`` command: demo, train, evaluate, predict, explain, report, export, deidentify, gradcheck.
 
-Every subcommand turns tinycnn's own errors (bad paths, corrupt files, shapes that do not fit)
-into a one-line message and exit status 2; a traceback means a bug in tinycnn.
+Bad values of a flag are refused by argparse before anything runs (exit status 2). tinycnn's
+own errors (bad paths, corrupt files, shapes that do not fit) become a one-line message naming
+the flag where there is one, also with exit status 2; a traceback means a bug in tinycnn.
 """
 
 import argparse
+import os
 import sys
 
+from . import backend
+from .commands import add_all
+from .commands._args import in_flag_terms, positive_float
 from .errors import TinyCNNError
 
 
@@ -18,37 +23,20 @@ def _cmd_gradcheck(args):
 
 def _add_gradcheck(sub):
     p = sub.add_parser("gradcheck", help="check every layer's gradients against finite differences (float64)")
-    p.add_argument("--tol", type=float, default=1e-6, help="largest accepted relative error (default 1e-6)")
+    p.add_argument("--tol", type=positive_float, default=1e-6,
+                   help="largest accepted relative error (default %(default)s)")
     p.set_defaults(func=_cmd_gradcheck)
 
 
-def _add_pipeline_commands(sub):
-    from . import pipeline
+def _add_export(sub):
+    from .export import add_cli
 
-    pipeline.add_cli(sub)
+    add_cli(sub)
 
 
 def _add_privacy(sub):
-    try:
-        from .privacy import add_cli
-    except ImportError:  # pragma: no cover - privacy is part of the package
-        return
-    add_cli(sub)
+    from .privacy import add_cli
 
-
-def _add_explain(sub):
-    try:
-        from .explain import add_cli
-    except ImportError:  # pragma: no cover
-        return
-    add_cli(sub)
-
-
-def _add_report(sub):
-    try:
-        from .report import add_cli
-    except ImportError:  # pragma: no cover
-        return
     add_cli(sub)
 
 
@@ -57,14 +45,17 @@ def build_parser():
         prog="tinycnn",
         description="Train, evaluate and explain small medical-image diagnosis CNNs.",
     )
-    parser.add_argument("--backend", choices=["numpy", "cpu", "cuda"], default=None,
-                        help="compute backend (default: $TINYCNN_BACKEND or cpu)")
+    parser.add_argument("--backend", choices=backend.available(), default=None,
+                        help="compute backend (default: $TINYCNN_BACKEND, else cpu)")
+    parser.add_argument("--distributed", action="store_true",  # i14
+                        help="train/evaluate/predict on every MPI rank together (automatic under mpiexec "
+                             "with several ranks; needs tinycnn[mpi])")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_pipeline_commands(sub)
-    _add_explain(sub)
-    _add_report(sub)
+    add_all(sub)
+    _add_export(sub)
     _add_privacy(sub)
     _add_gradcheck(sub)
+    parser.commands = sub.choices  # name -> sub-parser, for help and tests
     return parser
 
 
@@ -76,16 +67,20 @@ def main(argv=None):
         return 2
     try:
         if args.backend:
-            from .backend import set_backend
+            backend.set_backend(args.backend)
+        from .distributed import command
 
-            set_backend(args.backend)
-        return int(args.func(args) or 0)
+        with command(args.distributed, args.command):  # i14: MPI: rank 0 prints; an error on one rank ends all
+            return int(args.func(args) or 0)
     except TinyCNNError as e:
-        print(f"tinycnn {args.command}: error: {e}", file=sys.stderr)
+        print(f"tinycnn {args.command}: error: {in_flag_terms(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tinycnn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tinycnn predict ... | head`: the reader has gone, which is no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,6 @@ For a single sigmoid output the two classes are 1 (score ``z``) and 0 (score ``-
 K outputs class ``k`` is output ``k``.
 """
 
-import contextlib
 import functools
 import os
 
@@ -76,49 +75,27 @@ def _check_images(model, images):
                          + (" (add a batch axis: images[None])" if images.ndim == 3 else ""))
     # validates the shape against the model, builds it if needed and moves its weights to the
     # active backend (the same path predict() takes)
-    model._prepare(images, None)
+    model.prepare(images)
     return images
 
 
-@contextlib.contextmanager
-def _untouched(model):
-    """Restore every layer's gradients and backward context on exit.
-
-    A map's backward pass writes parameter gradients into ``layer.grads``; an optimizer step
-    taken afterwards must not see them, so the previous dicts (and the contexts kept by the
-    last forward) are put back.
-    """
-    saved = [(layer, dict(layer.grads), layer._ctx) for layer in model.layers]
-    try:
-        yield
-    finally:
-        for layer, grads, ctx in saved:
-            layer.grads = grads
-            layer._ctx = ctx
-
-
 def _forward(model, xb, keep):
-    """Inference forward pass; returns (class logits (n, K), output of layer ``keep`` or None)."""
-    last = len(model.layers) - 1
-    kept = None
-    h = xb
-    for i, layer in enumerate(model.layers):
-        if i == last and layer.has_activation:
-            h = layer.forward(h, training=False, logits=True)  # the class score before sigmoid/softmax
-        else:
-            h = layer.forward(h, training=False)
-        if i == keep:
-            kept = np.array(backend.get().to_numpy(h))  # a copy: later layers may work in place
-    out = np.array(backend.get().to_numpy(h))
+    """Inference forward pass; returns (class scores (n, K): the logits, taken before the output
+    activation, and the output of layer ``keep``, or None)."""
+    B = backend.get()
+    kept, start = None, 0
+    if keep is not None:
+        xb = model.forward(xb, stop=keep + 1)
+        kept = np.array(B.to_numpy(xb))  # a copy: later layers may work in place
+        start = keep + 1
+    out = np.array(B.to_numpy(model.forward(xb, logits=True, start=start)))
     return out.reshape(out.shape[0], -1), kept
 
 
 def _backward(model, dy, stop):
     """Backpropagate ``dy`` from the output to the output of layer ``stop`` (-1: the input)."""
     B = backend.get()
-    d = B.asarray(dy.astype(model.dtype, copy=False))
-    for i in range(len(model.layers) - 1, stop, -1):
-        d = model.layers[i].backward(d, need_dx=True)
+    d = model.backward(B.asarray(dy.astype(model.dtype, copy=False)), start=stop + 1)
     return np.array(B.to_numpy(d))
 
 
@@ -226,7 +203,7 @@ def grad_cam(model, images, layer=None, class_index=None):
     B = backend.get()
     H, W = images.shape[1:3]
     out = np.empty((len(images), H, W), np.float32)
-    with _untouched(model):
+    with model.preserved():
         for s in range(0, len(images), BATCH):
             xb = _finite(images[s:s + BATCH], model.dtype, s)
             logits, A = _forward(model, B.asarray(xb), keep=k)
@@ -279,7 +256,7 @@ def saliency(model, images, class_index=None, smooth=0, noise=0.1, seed=0):
     rng = np.random.default_rng(seed)
     B = backend.get()
     out = np.empty(images.shape[:3], np.float32)
-    with _untouched(model):
+    with model.preserved():
         for s in range(0, len(images), BATCH):
             xb = _finite(images[s:s + BATCH], model.dtype, s)
             copies = [xb]
@@ -332,7 +309,7 @@ def _builtin_inferno():
     return lut
 
 
-def _display_rgb(image):
+def display_rgb(image):
     """An image (H, W), (H, W, 1) or (H, W, 3) as float RGB in [0, 1] for display.
 
     uint8 images are divided by 255; float images already in [0, 1] are kept as they are (so
@@ -372,7 +349,7 @@ def overlay(image, heatmap, alpha=0.4, cmap="inferno"):
     """
     if not isinstance(alpha, (int, float, np.floating)) or not 0 <= alpha <= 1:
         raise ConfigError(f"alpha must be a number in [0, 1], got {alpha!r}")
-    rgb = _display_rgb(image)
+    rgb = display_rgb(image)
     heat = np.asarray(heatmap, np.float64)
     if heat.shape != rgb.shape[:2]:
         raise ShapeError(f"heatmap has shape {heat.shape}, the image {rgb.shape[:2]}")
@@ -487,8 +464,8 @@ def pointing_game(heatmaps, masks, margin=0):
     return hits / len(heat)
 
 
-# ------------------------------------------------------------------ command line
-_METHODS = ("gradcam", "saliency", "smoothgrad")
+# ------------------------------------------------------------------ by method name
+METHODS = ("gradcam", "saliency", "smoothgrad")
 
 
 def explain_images(model, x, method="gradcam", layer=None):
@@ -496,53 +473,9 @@ def explain_images(model, x, method="gradcam", layer=None):
     if method == "gradcam":
         return grad_cam(model, x, layer=layer)
     if layer is not None:
-        raise ConfigError(f"--layer applies to gradcam only, not {method}")
+        raise ConfigError(f"layer applies to method 'gradcam' only, not {method!r}")
     if method == "saliency":
         return saliency(model, x)
     if method == "smoothgrad":
         return saliency(model, x, smooth=25)
-    raise ConfigError(f"method must be one of {_METHODS}, got {method!r}")
-
-
-def _case_label(prob_row):
-    """'p0.93' for a sigmoid output, 'c2_p0.81' (predicted class and its probability) otherwise."""
-    if len(prob_row) == 1:
-        return f"p{prob_row[0]:.2f}"
-    k = int(np.argmax(prob_row))
-    return f"c{k}_p{prob_row[k]:.2f}"
-
-
-def _cmd_explain(args):
-    from .models import load_model
-    from .pipeline import images_for_model, list_images
-
-    model = load_model(args.model, compile=False)
-    x, kept, skipped = images_for_model(model, list_images(args.path))
-    maps = explain_images(model, x, args.method, args.layer)
-    probs = model.predict(x, batch_size=64)
-    os.makedirs(args.out, exist_ok=True)
-    # Outputs are named by case number and prediction only: input file names (often
-    # DICOM-derived, holding patient names or IDs) never reach the output folder.
-    for i, (im, hm, pr) in enumerate(zip(x, maps, probs, strict=True)):
-        save_overlay(os.path.join(args.out, f"case_{i + 1:04d}_{_case_label(pr)}.png"), im, hm, args.alpha)
-    shown = min(len(x), 32)  # the grid is an overview; every case has its own file
-    save_grid(os.path.join(args.out, "grid.png"), x[:shown], maps[:shown],
-              titles=[f"{i + 1:04d} {_case_label(p)}" for i, p in enumerate(probs[:shown])],
-              alpha=args.alpha)
-    print(f"{args.method}: {len(x)} case(s) written to {args.out} (case_NNNN_<prediction>.png, numbered in "
-          f"the sorted order of the input files) and grid.png ({shown} case(s))")
-    if skipped:
-        print(f"skipped {len(skipped)} unreadable file(s); `tinycnn predict` lists them")
-    return 0
-
-
-def add_cli(sub):
-    """Register ``tinycnn explain``."""
-    p = sub.add_parser("explain", help="Grad-CAM or saliency overlays of images or a folder")
-    p.add_argument("--model", required=True, help="model file")
-    p.add_argument("path", metavar="IMAGE|FOLDER")
-    p.add_argument("--out", required=True, help="folder for the overlay PNGs")
-    p.add_argument("--method", choices=_METHODS, default="gradcam")
-    p.add_argument("--layer", default=None, help="layer name for gradcam (default: the last Conv2D or ResidualBlock)")
-    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in [0, 1]")
-    p.set_defaults(func=_cmd_explain)
+    raise ConfigError(f"method must be one of {METHODS}, got {method!r}")

@@ -140,20 +140,13 @@ def _check_model(model, x, y, h, max_elements, n_directions, rng):
         raise ValueError("a model gradcheck needs labels y")
     if model.dtype != np.float64:
         model.set_dtype("float64")
-    x, yv = model._prepare(x, y)
-    fused = model._fused
+    x, yv = model.prepare(x, y)
 
     def f():
-        out = model._forward(x, training=False, logits=fused)
-        loss, _ = model._loss(out, yv, None)
-        return loss
+        return model.compute_loss(model.forward(x, logits=model.fused_loss), yv)[0]
 
-    out = model._forward(x, training=False, logits=fused)
-    _, lctx = model._loss(out, yv, None)
-    d = backend.get().loss_backward(lctx)
-    for layer in reversed(model.layers):
-        d = layer.backward(d)
-    dx = d
+    _, d_out = model.compute_loss(model.forward(x, logits=model.fused_loss), yv)
+    dx = model.backward(d_out)
     grads = [{k: np.array(v) for k, v in l.grads.items()} for l in model.layers]
     res = GradcheckResult()
     res.errors["input"] = _check_tensor(x, dx, f, h, max_elements, n_directions, rng)

@@ -20,11 +20,11 @@ import hashlib
 import json
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 
 from . import backend
+from ._archive import read_arrays
 from .errors import ModelFileError
 
 FORMAT = "tinycnn-model"
@@ -46,7 +46,7 @@ def _digest(meta_bytes, arrays):
 def _collect(model, include_optimizer):
     arrays = {}
     B = backend.get()
-    model._sync_backend()
+    model.sync_backend()
     for i, layer in enumerate(model.layers):
         for k, p in layer.params.items():
             arrays[f"layer{i}/{k}"] = np.array(B.to_numpy(p))
@@ -99,41 +99,40 @@ def save_model(model, path, include_optimizer=True):
 def read_model_file(path):
     """Read and verify a model file; return ``(meta, arrays)``.
 
+    Nothing in the file is trusted: the zip container is checked record by record
+    (:mod:`tinycnn._archive`), the checksum is verified before the description is parsed,
+    and object arrays are refused, never unpickled.
+
     Raises
     ------
     ModelFileError
-        Missing, truncated, not a model file, an unknown format version, a failed checksum,
-        or an object array (which would need unpickling: refused).
+        Missing, empty, not a model file (a text file, an image, a ``.npz`` of other arrays),
+        damaged or truncated in any byte the reader uses, an unknown format version, a failed
+        checksum.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ModelFileError(f"model file {path!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            names = list(z.files)
-            if "__meta__" not in names or "__checksum__" not in names:
-                raise ModelFileError(f"{path!r} is not a tinycnn model file (no __meta__ entry)")
-            data = {k: z[k] for k in names}
-    except ModelFileError:
-        raise
-    except ValueError as e:  # numpy refuses object arrays without pickle
-        raise ModelFileError(f"{path!r} holds data that would need unpickling; refused ({e})") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
-        raise ModelFileError(f"{path!r} is not a readable model file (truncated or corrupt: {e})") from None
+    data = read_arrays(path)
+    if "__meta__" not in data or "__checksum__" not in data:
+        raise ModelFileError(f"{path!r} is a .npz/zip archive but not a tinycnn model file (it holds no model "
+                             "description); model files are written by `tinycnn train --out FILE` or "
+                             "`model.save(FILE)`")
     meta_bytes = data.pop("__meta__").tobytes()
     checksum = data.pop("__checksum__").tobytes().decode("ascii", "replace")
+    if _digest(meta_bytes, data) != checksum:
+        raise ModelFileError(f"{path!r} failed its checksum: the file was modified or damaged")
     try:
         meta = json.loads(meta_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ModelFileError(f"{path!r}: the model description is corrupt ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path!r} is not a tinycnn model file (format {meta.get('format')!r})")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        what = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ModelFileError(f"{path!r} is not a tinycnn model file (format {what!r})")
     if meta.get("version") != VERSION:
         raise ModelFileError(
             f"{path!r} has format version {meta.get('version')!r}; this tinycnn reads version {VERSION}"
         )
-    if _digest(meta_bytes, data) != checksum:
-        raise ModelFileError(f"{path!r} failed its checksum: the file was modified or damaged")
     if sorted(data) != meta.get("arrays"):
         raise ModelFileError(f"{path!r}: the arrays do not match the model description")
     return meta, data
@@ -166,9 +165,9 @@ def load_model(path, compile=True):
     meta, data = read_model_file(path)
     try:
         model = Sequential.from_config(meta["architecture"])
-        model._dtype = np.dtype(meta.get("dtype", "float32"))
-        for l in model.layers:
-            l.dtype = model._dtype
+        dtype = np.dtype(meta.get("dtype", "float32"))
+        if dtype != model.dtype:
+            model.set_dtype(dtype)
         if not model.built:
             model.build()
         model.metadata = meta.get("metadata", {})
@@ -177,7 +176,7 @@ def load_model(path, compile=True):
                           loss=meta["compile"]["loss"], metrics=meta["compile"]["metrics"])
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(f"{os.fspath(path)!r}: cannot rebuild the model ({e})") from None
     _restore(model, meta, data)
     return model
@@ -188,7 +187,8 @@ def save_checkpoint(model, path, epoch, history):
     from .random import get_state
 
     meta, arrays = _collect(model, include_optimizer=True)
-    meta["checkpoint"] = {"epoch": int(epoch), "history": history, "rng_state": get_state()}
+    meta["checkpoint"] = {"epoch": int(epoch), "history": history, "rng_state": get_state(),
+                          "layer_rng_states": [layer.get_random_state() for layer in model.layers]}
     _write(path, meta, arrays)
 
 
@@ -204,4 +204,6 @@ def load_checkpoint(model, path):
         raise ModelFileError(f"{os.fspath(path)!r} was written by a model of another architecture")
     _restore(model, meta, data)
     set_state(meta["checkpoint"]["rng_state"])
+    for layer, state in zip(model.layers, meta["checkpoint"].get("layer_rng_states", []), strict=False):
+        layer.set_random_state(state)  # e.g. a seeded Dropout's own generator
     return meta["checkpoint"]["epoch"], meta["checkpoint"]["history"]

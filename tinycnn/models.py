@@ -1,55 +1,72 @@
 """Sequential: a stack of layers with the Keras training API.
 
 ``compile`` picks the optimizer, loss and metrics; ``fit`` runs mini-batch training with
-callbacks, validation, class weights, augmentation and checkpoints; ``evaluate`` and
-``predict`` run inference. All array maths happens in the layers' backend kernels.
+callbacks, validation, class weights, augmentation and checkpoints (its parts are in
+:mod:`tinycnn.training`); ``evaluate`` and ``predict`` run inference. All array maths happens
+in the layers' backend kernels.
+
+Model internals
+---------------
+Training, explanations (:mod:`tinycnn.explain`), gradient checks (:mod:`tinycnn.gradcheck`)
+and model files (:mod:`tinycnn.io`) reach into a model only through these documented methods
+(arrays are backend arrays unless said otherwise):
+
+- ``prepare(x, y=None, what="x") -> (x, y)``: check a batch source (and labels) against the
+  model, build it for the inputs if needed, move its weights to the active backend.
+- ``sync_backend()``: move parameters, layer state and optimizer state to the active backend.
+- ``forward(x, training=False, logits=False, start=0, stop=None, whole_pass=False)``: run
+  ``layers[start:stop]``. With ``logits``, the model's last layer (when in the range and
+  ``has_activation``) returns its output before the activation: the class scores, which the
+  fused loss reads. ``whole_pass`` (training steps and ``predict``): the whole model, run as
+  :func:`tinycnn.layers.fused.plan` says (e.g. Conv2D + MaxPooling2D as one op on the ``cpu``
+  backend, same numbers); in inference nothing for backward is kept.
+- ``backward(dy, start=0, stop=None, need_dx=True, whole_pass=False)``: the reverse of
+  ``forward`` over the same range (or the steps of the last whole pass); each layer stores its
+  parameter gradients in ``layer.grads``; returns the gradient with respect to the input of
+  ``layers[start]``.
+- ``fused_loss``: True when training feeds the last layer's logits to the loss (sigmoid +
+  binary cross-entropy, softmax + categorical cross-entropy: stable, no log(0)).
+- ``compute_loss(out, y, sample_weight=None) -> (loss, d_out)``: the loss of a training output
+  (float) and its gradient.
+- ``train_step(x, y, sample_weight=None) -> (loss, out)``: one optimizer step, in this order:
+  ``forward`` (training) -> ``compute_loss`` -> finite check -> ``backward`` -> every hook in
+  ``gradient_hooks`` (all gradients are ready in ``layer.grads``: the place to average them
+  across processes) -> ``optimizer.apply``.
+- ``gradient_hooks``: a list of callables ``hook(model)``, called by every ``train_step``.
+  With ``BatchNormalization(synchronized=True)`` layers whose ``allreduce`` is set, the batch
+  statistics are those of every process's batch (see :mod:`tinycnn.layers.normalization`):
+  together, the two hooks make N replicas on N slices take the step of one model on the
+  whole batch (``tests/test_model_internals.py`` shows it with threads).
+- ``probabilities(out)``, ``metric_logs(y, probs)``, ``predict_outputs(x, batch_size,
+  training_output)``, ``evaluate_outputs(x, y, sample_weight, batch_size)``: host-side helpers
+  of fit, evaluate and predict.
+- ``preserved()``: a context in which passes leave every layer's ``grads`` and backward
+  context as they were.
+- ``distributed_fit``: during a ``fit`` over MPI ranks, its
+  :class:`~tinycnn.distributed.session.FitSession` (else None); ``fit``, ``backward``,
+  ``train_step``, ``evaluate_outputs`` and :class:`tinycnn.training.Fit` call it at the lines
+  marked ``# i14``.
 """
 
+import contextlib
 import math
-import time
 
 import numpy as np
 
 from . import backend
-from . import callbacks as cbks
+from . import distributed as dist_mod
 from . import layers as layers_mod
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
+from . import training as tr
 from .errors import ConfigError, DTypeError, InvalidValueError, ShapeError, TrainingError
-from .kernels.reference import _act
-from .random import generator
+from .kernels import reference
+from .layers import fused
 
 _FUSABLE = {
     "sigmoid": ("binary_crossentropy", "binary_focal_crossentropy"),
     "softmax": ("categorical_crossentropy", "sparse_categorical_crossentropy"),
 }
-
-
-def _check_x(x, input_shape, what="x"):
-    """Validate an image batch source (array, memmap or lazy dataset) against the model."""
-    if not hasattr(x, "shape") or not hasattr(x, "__getitem__"):
-        x = np.asarray(x)
-    shape = tuple(x.shape)
-    dtype = np.dtype(getattr(x, "dtype", np.float32))
-    if dtype.kind not in "biuf":
-        raise DTypeError(f"{what} must hold real numbers, got dtype {dtype}")
-    if len(shape) == 0 or shape[0] == 0:
-        raise InvalidValueError(f"{what} is empty (shape {shape})")
-    if input_shape is not None and shape[1:] != tuple(input_shape):
-        raise ShapeError(
-            f"{what} has shape {shape}, but the model expects (N, {', '.join(map(str, input_shape))})"
-            + (" (images are NHWC: add a channel axis, e.g. x[..., None])"
-               if len(shape) == len(input_shape) else "")
-        )
-    return x
-
-
-def _batch(x, idx, dtype, what="x"):
-    xb = np.asarray(x[idx], dtype=dtype)
-    if not np.isfinite(xb).all():
-        bad = int(idx[np.flatnonzero(~np.isfinite(xb.reshape(len(idx), -1)).all(axis=1))[0]])
-        raise InvalidValueError(f"{what} contains NaN or inf (first at sample {bad})")
-    return xb
 
 
 class Sequential:
@@ -61,6 +78,9 @@ class Sequential:
     >>> model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])
     """
 
+    #: i14: the MPI side of a running distributed fit (tinycnn.distributed.session.FitSession), or None
+    distributed_fit = None
+
     def __init__(self, layers=None, name="sequential"):
         self.name = name
         self.layers = []
@@ -71,8 +91,10 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self.metadata = {}
+        self.gradient_hooks = []
         self._backend = None
         self._dtype = np.dtype("float32")
+        self._pass_steps = []  # the steps of the last whole-model forward pass (see forward)
         for layer in layers or []:
             self.add(layer)
 
@@ -113,7 +135,7 @@ class Sequential:
             input_shape = self.layers[0].input_shape
         if input_shape is None:
             raise ConfigError("the input shape is unknown: give input_shape= to the first layer")
-        self._sync_backend()
+        self.sync_backend()
         shape = tuple(int(d) for d in input_shape)
         for layer in self.layers:
             if not layer.built:
@@ -127,13 +149,14 @@ class Sequential:
         self._backend = backend.get_backend()
 
     # ------------------------------------------------------------------ backends and dtypes
-    def _sync_backend(self):
-        """Move parameters and optimizer state when the active backend has changed."""
+    def sync_backend(self):
+        """Move parameters, layer state and optimizer state to the active backend, if it has
+        changed since the model last ran."""
         now = backend.get_backend()
         if self._backend is None or self._backend == now:
             self._backend = now
             return
-        old = backend._load(self._backend)[1]
+        old = backend.load(self._backend)
         new = backend.get()
 
         def move(d):
@@ -155,7 +178,7 @@ class Sequential:
         if dtype not in (np.float32, np.float64):
             raise DTypeError(f"dtype must be float32 or float64, got {dtype}")
         self._dtype = dtype
-        self._sync_backend()
+        self.sync_backend()
         for layer in self.layers:
             layer.dtype = dtype
             if layer.built:
@@ -174,11 +197,11 @@ class Sequential:
 
     def get_weights(self):
         """Every layer's weights as NumPy arrays, in layer order (Keras convention)."""
-        self._sync_backend()
+        self.sync_backend()
         return [w for l in self.layers for w in l.get_weights()]
 
     def set_weights(self, weights):
-        self._sync_backend()
+        self.sync_backend()
         weights = list(weights)
         n_needed = sum(len(l.get_weights()) for l in self.layers)
         if len(weights) != n_needed:
@@ -235,63 +258,18 @@ class Sequential:
         if not self.compiled:
             raise ConfigError(f"call compile(optimizer=..., loss=...) before {what}()")
 
-    @property
-    def _fused(self):
-        """True when the last activation and the loss are computed together from logits
-        (sigmoid + binary cross-entropy, softmax + categorical cross-entropy): stable, no log(0)."""
-        last = self.layers[-1]
-        act = getattr(last, "activation", None) if last.has_activation else None
-        return (not self.loss.from_logits) and self.loss.kind in _FUSABLE.get(act, ())
-
-    def _output_activation(self):
-        """Activation that turns the training output into probabilities (for metrics)."""
-        if self._fused:
-            return self.layers[-1].activation
-        if self.loss.from_logits:
-            return "softmax" if self.loss.kind in _FUSABLE["softmax"] else "sigmoid"
-        return None
-
-    # ------------------------------------------------------------------ steps
-    def _forward(self, x, training, logits=False):
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            if logits and i == last:
-                x = layer.forward(x, training=training, logits=True)
-            else:
-                x = layer.forward(x, training=training)
-        return x
-
-    def _loss(self, out, y, sw):
-        B = backend.get()
-        y = B.asarray(y, dtype=self._dtype)
-        sw = None if sw is None else B.asarray(sw, dtype=self._dtype)
-        from_logits = self._fused or self.loss.from_logits
-        return B.loss_forward(self.loss.kind, out, y, sw, from_logits, **self.loss.kernel_args())
-
-    def _train_step(self, xb, yb, swb):
-        B = backend.get()
-        out = self._forward(B.asarray(xb), training=True, logits=self._fused)
-        loss, lctx = self._loss(out, yb, swb)
-        if not math.isfinite(loss):
-            # the update is not applied: the weights stay those of the last good step
-            raise TrainingError(
-                f"the loss became {loss} at optimizer step {self.optimizer.iterations + 1}; "
-                "training stopped and the weights of the last good step are kept "
-                "(try a lower learning rate, or check the data for extreme values)"
-            )
-        d = B.loss_backward(lctx)
-        for i in range(len(self.layers) - 1, -1, -1):
-            d = self.layers[i].backward(d, need_dx=i > 0)
-        self.optimizer.apply(self.layers)
-        return loss, B.to_numpy(out)
-
-    def _prepare(self, x, y, what="x"):
+    # ------------------------------------------------------------------ model internals
+    def prepare(self, x, y=None, what="x"):
+        """Check a batch source ``x`` (array, memmap or lazy dataset, NHWC) and labels ``y``
+        against the model; build the model for x's example shape if needed and move its
+        weights to the active backend. Returns ``(x, y)``, y as checked by the loss (None when
+        not given; labels need a compiled model)."""
         if not self.layers:
             raise ConfigError("the model has no layers")
-        x = _check_x(x, self.input_shape, what)
+        x = tr.check_inputs(x, self.input_shape, what)
         if not self.built:
             self.build(tuple(x.shape[1:]))
-        self._sync_backend()
+        self.sync_backend()
         if y is None:
             return x, None
         y = self.loss.check_targets(y, (None,) + tuple(self.output_shape))
@@ -299,43 +277,111 @@ class Sequential:
             raise ShapeError(f"{what} has {x.shape[0]} samples but the labels have {len(y)}")
         return x, y
 
-    def _sample_weights(self, y, class_weight, sample_weight, n):
-        w = None
-        if sample_weight is not None:
-            w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-            if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any():
-                raise InvalidValueError(f"sample_weight must be {n} finite values >= 0")
-        if class_weight is None:
-            return w
-        cls = self._class_index(y)
-        if isinstance(class_weight, str):
-            if class_weight != "balanced":
-                raise ConfigError(f"class_weight must be a dict or 'balanced', got {class_weight!r}")
-            counts = np.bincount(cls)
-            present = counts > 0
-            cw = np.zeros(len(counts))
-            cw[present] = len(cls) / (present.sum() * counts[present])
-        elif isinstance(class_weight, dict):
-            K = max(int(cls.max()) + 1, max((int(k) for k in class_weight), default=0) + 1)
-            cw = np.ones(K)
-            for k, v in class_weight.items():
-                if not (isinstance(v, (int, float, np.number)) and v >= 0):
-                    raise ConfigError(f"class_weight[{k!r}] must be a number >= 0, got {v!r}")
-                cw[int(k)] = float(v)
-        else:
-            raise ConfigError(f"class_weight must be a dict or 'balanced', got {type(class_weight).__name__}")
-        cw_s = cw[cls]
-        return cw_s if w is None else w * cw_s
+    @property
+    def fused_loss(self):
+        """True when the last activation and the loss are computed together from logits
+        (sigmoid + binary cross-entropy, softmax + categorical cross-entropy): stable, no log(0)."""
+        last = self.layers[-1]
+        act = getattr(last, "activation", None) if last.has_activation else None
+        return (not self.loss.from_logits) and self.loss.kind in _FUSABLE.get(act, ())
 
-    def _class_index(self, y):
-        if self.loss.kind == "sparse_categorical_crossentropy":
-            return y.astype(np.int64)
-        if y.shape[1] == 1:
-            return (y[:, 0] > 0.5).astype(np.int64)
-        return y.argmax(axis=1)
+    def forward(self, x, training=False, logits=False, start=0, stop=None, whole_pass=False):
+        """Run ``layers[start:stop]`` (Python slice rules) on the backend array ``x``.
 
-    # ------------------------------------------------------------------ metrics
-    def _metric_logs(self, y, probs, prefix=""):
+        ``logits``: the model's last layer, when in the range and it has an activation
+        (``has_activation``), returns its output before that activation.
+        ``whole_pass`` (a training step or ``predict``; the whole model): run the steps of
+        :func:`tinycnn.layers.fused.plan` (same numbers, fewer passes over memory), remembered
+        for :meth:`backward` with ``whole_pass=True``; in inference, each step drops what only
+        backward needs as soon as it is done. Code that drives layers one by one (explanations,
+        gradient checks) leaves it False and sees every layer.
+        """
+        if whole_pass and (start, stop) != (0, None):
+            raise ConfigError("whole_pass runs the whole model: start=0, stop=None")
+        steps = fused.plan(self.layers, self._dtype) if whole_pass else self.layers[start:stop]
+        self._pass_steps = steps
+        last = self.layers[-1]
+        for step in steps:
+            if logits and step is last and last.has_activation:
+                x = step.forward(x, training=training, logits=True)
+            else:
+                x = step.forward(x, training=training)
+            if whole_pass and not training:
+                step.release_context()
+        return x
+
+    def backward(self, dy, start=0, stop=None, need_dx=True, whole_pass=False):
+        """Backpropagate ``dy``, the gradient with respect to the output of ``layers[stop - 1]``,
+        through ``layers[start:stop]`` in reverse. Each layer stores its parameter gradients in
+        ``layer.grads``. Returns the gradient with respect to the input of ``layers[start]``,
+        or None with ``need_dx=False`` (that first layer then skips computing it).
+        ``whole_pass``: through the steps of the last ``forward(..., whole_pass=True)``."""
+        steps = self._pass_steps if whole_pass else self.layers[start:stop]
+        for i in reversed(range(len(steps))):
+            dy = steps[i].backward(dy, need_dx=need_dx or i != 0)
+            if self.distributed_fit is not None:  # i14: start summing the now final gradients over MPI ranks
+                self.distributed_fit.step_done(steps[i])
+        return dy
+
+    def compute_loss(self, out, y, sample_weight=None):
+        """``(loss, d_out)``: the loss (a float, Keras' "sum over batch size") of the training
+        output ``out`` (logits when ``fused_loss``) against labels ``y``, and its gradient."""
+        B = backend.get()
+        y = B.asarray(y, dtype=self._dtype)
+        sw = None if sample_weight is None else B.asarray(sample_weight, dtype=self._dtype)
+        from_logits = self.fused_loss or self.loss.from_logits
+        loss, ctx = B.loss_forward(self.loss.kind, out, y, sw, from_logits, **self.loss.kernel_args())
+        return loss, B.loss_backward(ctx)
+
+    def train_step(self, x, y, sample_weight=None):
+        """One optimizer step on a batch: forward (training), loss, backward, the gradient hooks,
+        the optimizer update. Returns ``(loss, out)``, out the training output (backend array).
+
+        Raises
+        ------
+        TrainingError
+            When the loss is not finite; no update is applied, the weights stay those of the
+            last good step.
+        """
+        out = self.forward(backend.get().asarray(x), training=True, logits=self.fused_loss, whole_pass=True)
+        loss, d_out = self.compute_loss(out, y, sample_weight)
+        if self.distributed_fit is not None:  # i14: the global batch's loss, so every MPI rank stops together
+            loss = self.distributed_fit.global_loss(loss)
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"the loss became {loss} at optimizer step {self.optimizer.iterations + 1}; "
+                "training stopped and the weights of the last good step are kept "
+                "(try a lower learning rate, or check the data for extreme values)"
+            )
+        self.backward(d_out, need_dx=False, whole_pass=True)
+        for hook in self.gradient_hooks:
+            hook(self)
+        self.optimizer.apply(self.layers)
+        return loss, out
+
+    @contextlib.contextmanager
+    def preserved(self):
+        """Run passes inside without leaving a trace in any layer (see :meth:`Layer.preserved`)."""
+        with contextlib.ExitStack() as stack:
+            for layer in self.layers:
+                stack.enter_context(layer.preserved())
+            yield self
+
+    def _output_activation(self):
+        """Activation that turns the training output into probabilities (for metrics)."""
+        if self.fused_loss:
+            return self.layers[-1].activation
+        if self.loss.from_logits:
+            return "softmax" if self.loss.kind in _FUSABLE["softmax"] else "sigmoid"
+        return None
+
+    def probabilities(self, out):
+        """Probabilities (host array) from training outputs ``out`` (host array)."""
+        act = self._output_activation()
+        return reference.activation_forward(out, act)[0] if act else out
+
+    def metric_logs(self, y, probs, prefix=""):
+        """``{prefix + name: value}`` of the compiled metrics (NaN where one is undefined)."""
         logs = {}
         for m in self.metrics:
             try:
@@ -344,11 +390,28 @@ class Sequential:
                 logs[prefix + m.name] = float("nan")  # e.g. AUC of a batch with one class
         return logs
 
-    def _probs(self, out):
-        act = self._output_activation()
-        return _act(out, act) if act else out
+    def predict_outputs(self, x, batch_size, training_output=False):
+        """Outputs (host array) for every sample of a prepared ``x``, in inference mode; the
+        training output (logits when ``fused_loss``) with ``training_output``."""
+        B = backend.get()
+        outs = []
+        logits = training_output and self.fused_loss
+        for s in range(0, x.shape[0], batch_size):
+            xb = tr.batch(x, np.arange(s, min(s + batch_size, x.shape[0])), self._dtype)
+            outs.append(np.array(B.to_numpy(self.forward(B.asarray(xb), logits=logits, whole_pass=True))))
+        return np.concatenate(outs)
+
+    def evaluate_outputs(self, x, y, sample_weight, batch_size):
+        """Loss and metrics (a dict) on prepared ``x``, ``y``."""
+        dist = self.distributed_fit
+        predict = self.predict_outputs if dist is None else dist.predict_outputs  # i14: rows split over MPI ranks
+        out = predict(x, batch_size, training_output=True)
+        w = tr.sample_weights(self.loss.kind, y, None, sample_weight, len(y))
+        loss, _ = self.compute_loss(backend.get().asarray(out), y, w)
+        return {"loss": loss, **self.metric_logs(y, self.probabilities(out))}
 
     # ------------------------------------------------------------------ fit
+    @dist_mod.collective_fit  # i14: under mpiexec, fit is collective (adds distributed=None|True|False)
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, augment=None, oversample=False,
@@ -366,148 +429,27 @@ class Sequential:
         resume : path or True, optional
             Continue from a checkpoint (True: the ``checkpoint`` path) at its next epoch; the
             result equals an uninterrupted run with the same seed.
+        distributed : bool, optional
+            Under ``mpiexec``/``srun`` with several processes (default None) or with True,
+            train on every process together, ``batch_size`` being the global batch
+            (:mod:`tinycnn.distributed`); False trains one model per process.
         """
         self._require_compiled("fit")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ConfigError(f"epochs must be a non-negative int, got {epochs!r}")
-        if (isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.floating))
-                or not 0 <= validation_split < 1):
-            raise ConfigError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
-        if y is None:
-            raise ConfigError("fit() needs labels y")
-        x, y = self._prepare(x, y)
-        n = x.shape[0]
-        sw = self._sample_weights(y, class_weight, sample_weight, n)
-        train_idx = np.arange(n)
-        if validation_data is None and validation_split > 0:
-            n_val = int(n * validation_split)  # the last samples, before shuffling (Keras)
-            if n_val == 0 or n_val == n:
-                raise ConfigError(f"validation_split={validation_split} leaves no train or validation samples of {n}")
-            validation_data = (x[n - n_val:], y[n - n_val:])
-            train_idx = train_idx[: n - n_val]
-        if validation_data is not None:
-            if len(validation_data) not in (2, 3):
-                raise ConfigError("validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight)")
-            vx, vy = self._prepare(validation_data[0], validation_data[1], "validation x")
-            vsw = validation_data[2] if len(validation_data) == 3 else None
-
-        history = cbks.History()
-        cb_list = [history] + list(callbacks or [])
-        for cb in cb_list:
-            if not isinstance(cb, cbks.Callback):
-                raise ConfigError(f"callbacks must be tinycnn Callback instances, got {type(cb).__name__}")
-            cb.set_model(self)
+        tr.check_fit_arguments(batch_size, epochs, validation_split, y)
+        run = tr.Fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                           shuffle, class_weight, sample_weight, augment, oversample, checkpoint)
         if resume is not None and resume is not False:
-            from .io import load_checkpoint
-
-            path = checkpoint if resume is True else resume
-            if path is None:
-                raise ConfigError("resume=True needs checkpoint=PATH")
-            initial_epoch, saved_history = load_checkpoint(self, path)
-            history.history = saved_history
-            history.epoch = list(range(initial_epoch))
-        self.history = history
-        self.stop_training = False
-        for cb in cb_list:
-            cb.on_train_begin()
-        labels_for_sampling = self._class_index(y[train_idx]) if oversample else None
-        try:
-            for epoch in range(initial_epoch, epochs):
-                for cb in cb_list:
-                    cb.on_epoch_begin(epoch)
-                rng = generator()
-                if oversample:
-                    from .data import oversample_indices
-
-                    order = train_idx[oversample_indices(labels_for_sampling, seed=int(rng.integers(2**31)))]
-                else:
-                    order = rng.permutation(train_idx) if shuffle else train_idx
-                logs = self._run_epoch(x, y, sw, order, batch_size, augment, rng, epoch, epochs, verbose, cb_list)
-                if validation_data is not None:
-                    vlogs = self._evaluate_logs(vx, vy, vsw, batch_size)
-                    logs.update({"val_" + k: v for k, v in vlogs.items()})
-                for cb in cb_list:
-                    cb.on_epoch_end(epoch, logs)
-                if verbose:
-                    print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()),
-                          flush=True)
-                if checkpoint is not None:
-                    from .io import save_checkpoint
-
-                    save_checkpoint(self, checkpoint, epoch + 1, history.history)
-                if self.stop_training:
-                    break
-        finally:
-            for cb in cb_list:
-                cb.on_train_end()
-        return history
-
-    def _run_epoch(self, x, y, sw, order, batch_size, augment, rng, epoch, epochs, verbose, cb_list):
-        from tqdm.auto import tqdm
-
-        n = len(order)
-        n_batches = -(-n // batch_size)
-        total, seen = 0.0, 0
-        ys, ps = [], []
-        bar = tqdm(total=n_batches, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
-                   disable=verbose != 1, leave=False, dynamic_ncols=True)
-        last_post = 0.0
-        for b in range(n_batches):
-            idx = np.sort(order[b * batch_size:(b + 1) * batch_size])  # sorted: fast memmap reads
-            xb = _batch(x, idx, self._dtype)
-            if augment is not None:
-                xb = np.ascontiguousarray(augment(xb, rng), dtype=self._dtype)
-            swb = None if sw is None else sw[idx]
-            loss, out = self._train_step(xb, y[idx], swb)
-            k = len(idx)
-            total += loss * k
-            seen += k
-            ys.append(y[idx])
-            ps.append(self._probs(out))
-            for cb in cb_list:
-                cb.on_batch_end(b, {"loss": loss})
-            bar.update(1)
-            now = time.monotonic()
-            if not bar.disable and (now - last_post > 0.5 or b == n_batches - 1):
-                last_post = now
-                post = {"loss": f"{total / seen:.4f}"}
-                post.update({k2: f"{v:.4f}" for k2, v in
-                             self._metric_logs(np.concatenate(ys), np.concatenate(ps)).items()})
-                bar.set_postfix(post, refresh=False)
-        bar.close()
-        logs = {"loss": total / seen}
-        logs.update(self._metric_logs(np.concatenate(ys), np.concatenate(ps)))
-        return logs
+            initial_epoch = run.resume(checkpoint if resume is True else resume)
+        if self.distributed_fit is not None:  # i14: rank 0's weights, optimizer, random state, history to all
+            initial_epoch = self.distributed_fit.start(run.history, initial_epoch)
+        return run.run(initial_epoch)
 
     # ------------------------------------------------------------------ inference
-    def _predict_raw(self, x, batch_size, training_output):
-        """Outputs for every sample: logits when ``training_output`` and the loss is fused."""
-        B = backend.get()
-        outs = []
-        fused = training_output and self._fused
-        for s in range(0, x.shape[0], batch_size):
-            idx = np.arange(s, min(s + batch_size, x.shape[0]))
-            xb = _batch(x, idx, self._dtype)
-            outs.append(np.array(B.to_numpy(self._forward(B.asarray(xb), training=False, logits=fused))))
-        return np.concatenate(outs)
-
     def predict(self, x, batch_size=32, verbose=0):
         """Model outputs (probabilities for sigmoid/softmax heads), as a NumPy array."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-        x, _ = self._prepare(x, None)
-        return self._predict_raw(x, batch_size, training_output=False)
-
-    def _evaluate_logs(self, x, y, sample_weight, batch_size):
-        out = self._predict_raw(x, batch_size, training_output=True)
-        w = self._sample_weights(y, None, sample_weight, len(y))
-        B = backend.get()
-        loss, _ = self._loss(B.asarray(out), y, w)
-        logs = {"loss": loss}
-        logs.update(self._metric_logs(y, self._probs(out)))
-        return logs
+        tr.positive_int(batch_size, "batch_size")
+        x, _ = self.prepare(x, None)
+        return self.predict_outputs(x, batch_size)
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose=1, sample_weight=None, return_dict=False):
         """Loss and metrics on (x, y): a scalar loss without metrics, else ``[loss, *metrics]``
@@ -515,8 +457,8 @@ class Sequential:
         self._require_compiled("evaluate")
         if y is None:
             raise ConfigError("evaluate() needs labels y")
-        x, y = self._prepare(x, y)
-        logs = self._evaluate_logs(x, y, sample_weight, batch_size)
+        x, y = self.prepare(x, y)
+        logs = self.evaluate_outputs(x, y, sample_weight, batch_size)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
         if return_dict:
@@ -527,15 +469,14 @@ class Sequential:
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer step on one batch; returns the batch loss."""
         self._require_compiled("train_on_batch")
-        x, y = self._prepare(x, y)
-        idx = np.arange(x.shape[0])
-        sw = self._sample_weights(y, class_weight, sample_weight, len(y))
-        loss, _ = self._train_step(_batch(x, idx, self._dtype), y, sw)
+        x, y = self.prepare(x, y)
+        sw = tr.sample_weights(self.loss.kind, y, class_weight, sample_weight, len(y))
+        loss, _ = self.train_step(tr.batch(x, np.arange(x.shape[0]), self._dtype), y, sw)
         return loss
 
     def predict_on_batch(self, x):
-        x, _ = self._prepare(x, None)
-        return self._predict_raw(x, x.shape[0], training_output=False)
+        x, _ = self.prepare(x, None)
+        return self.predict_outputs(x, x.shape[0])
 
     # ------------------------------------------------------------------ config and files
     def get_config(self):
@@ -555,6 +496,16 @@ class Sequential:
         from .io import save_model
 
         save_model(self, filepath, include_optimizer=include_optimizer)
+
+    def export(self, filepath, format="onnx"):
+        """Write the model for inference stacks without tinycnn (Keras 3's spelling).
+
+        ``format='onnx'``: an ONNX file that ONNX Runtime runs as :meth:`predict` does, input
+        float32 (N, H, W, C); needs ``pip install "tinycnn[onnx]"``. See :mod:`tinycnn.export`.
+        """
+        from .export import export_model
+
+        export_model(self, filepath, format=format)
 
     def __repr__(self):
         return f"<Sequential {self.name!r}: {len(self.layers)} layers>"

@@ -1,6 +1,6 @@
 """The diagnosis pipeline: data in, a trained and evaluated diagnosis model out.
 
-Used by the ``tinycnn demo | train | evaluate | predict`` commands and usable from Python:
+Used by the ``tinycnn`` commands (:mod:`tinycnn.commands`) and usable from Python:
 
 >>> from tinycnn import pipeline, data
 >>> splits = data.load_dataset("pneumoniamnist.npz")
@@ -8,18 +8,15 @@ Used by the ``tinycnn demo | train | evaluate | predict`` commands and usable fr
 >>> print(pipeline.format_report(report))
 """
 
-import argparse
 import os
 import time
+import warnings
 
-import numpy as np
-
-from .errors import DataError, ShapeError
+from . import distributed
+from .errors import DataError
 from .layers import BatchNormalization, Conv2D, Dropout, GlobalAveragePooling2D, MaxPooling2D
-from .models import Sequential, load_model
+from .models import Sequential
 from .recipe import output_layer
-
-DEMO_OUT = "tinycnn-demo.tcnn"
 
 
 # ------------------------------------------------------------------ the model
@@ -75,7 +72,7 @@ def loss_for(task):
 # ------------------------------------------------------------------ training
 def train(splits, epochs=None, batch_size=None, learning_rate=None, class_weight=None, augment="recipe",
           model=None, out=None, verbose=1, seed=0, callbacks=None, checkpoint=None, resume=None, patience=None,
-          ensemble=None, recipe=None):
+          positive_class=None, target_sensitivity=None, ensemble=None, recipe=None):
     """Train a diagnosis model on ``splits`` (a :class:`tinycnn.data.DataSplits`).
 
     Settings left None, the architecture (``model=None``) and the augmentation
@@ -83,21 +80,31 @@ def train(splits, epochs=None, batch_size=None, learning_rate=None, class_weight
     :func:`tinycnn.recipe.for_data` of the data; ``ensemble=K`` trains K models from
     different seeds and averages them in one model (see :func:`tinycnn.recipe.fit`).
 
+    Binary tasks: the model's output is the probability of ``positive_class`` (default: the
+    class not named like a negative finding, see :mod:`tinycnn.clinical.positive`; a
+    ``PositiveClassWarning`` says when no name decided it), and the decision threshold is chosen on the
+    validation part: Youden's J, or with ``target_sensitivity`` the highest threshold reaching
+    it (:mod:`tinycnn.clinical.operating_point`).
+
     Returns ``(model, history, report)``; ``report`` holds the test metrics (or validation,
     if there is no test part). With ``out`` the model is saved with its preprocessing
-    settings (image size, channels, task, class names), never with any image or label.
+    settings (image size, channels, task) and its meaning (class names, positive class,
+    decision threshold: :mod:`tinycnn.clinical.model_file`), never with any image or label.
     """
     from . import callbacks as C
+    from . import clinical
     from . import recipe as recipes
     from .optimizers import Adam
 
     if splits.train is None:
         raise DataError(f"{splits.source or 'the data'} has no training part")
+    data, (splits, positive) = splits, clinical.training_view(splits, positive_class, target_sensitivity)
+    _say_default_positive(positive)
     x, y = splits.train
     if model is not None and ensemble is None:
         ensemble = 1
-    r = (recipe or recipes.for_data(splits)).replace(epochs=epochs, batch_size=batch_size,
-                                                     learning_rate=learning_rate, ensemble=ensemble)
+    r = (recipe or recipes.for_data(data)).replace(epochs=epochs, batch_size=batch_size,
+                                                   learning_rate=learning_rate, ensemble=ensemble)
     metadata = {"image_size": list(x.shape[1:3]), "channels": int(x.shape[3]), "task": splits.task,
                 "class_names": [str(c) for c in splits.class_names], "value_range": [0.0, 1.0],
                 "recipe": r.to_dict()}
@@ -115,64 +122,40 @@ def train(splits, epochs=None, batch_size=None, learning_rate=None, class_weight
     model, history = recipes.fit(r, splits, compile_model, seed=seed, model=model, augment=augment, callbacks=cbs,
                                  checkpoint=checkpoint, resume=resume, class_weight=class_weight, verbose=verbose)
     model.metadata["train_seconds"] = round(time.perf_counter() - t0, 1)
+    model.metadata.update(clinical.semantics(model, data, splits, positive, target_sensitivity))
     model.metadata["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     part = splits.test if splits.test is not None else splits.val
-    report = evaluate(model, *part, task=splits.task) if part is not None else None
-    if out:
+    report = evaluate(model, *part, task=splits.task, class_names=splits.class_names) if part is not None else None
+    if out and distributed.is_root():  # i14: one writer under MPI
         model.save(out)
     return model, history, report
 
 
-def evaluate(model, x, y, task=None, threshold=0.5):
-    """Clinical metrics of ``model`` on (x, y): a dict from :func:`tinycnn.metrics.classification_report`
-    plus ``n`` and the threshold reaching 95% sensitivity (binary)."""
-    from . import metrics
+def _say_default_positive(positive):
+    from .clinical import PositiveClassWarning
 
-    task = task or model.metadata.get("task", "binary")
-    p = model.predict(x, batch_size=64)
-    y = np.asarray(y)
-    if task == "multilabel":
-        aucs = [metrics.roc_auc(y[:, k], p[:, k]) for k in range(y.shape[1])
-                if 0 < y[:, k].sum() < len(y)]
-        return {"task": task, "n": int(len(y)), "auc": float(np.mean(aucs)) if aucs else float("nan"),
-                "accuracy": float(((p >= threshold) == (y > 0.5)).mean())}
-    score = p[:, 0] if task == "binary" else p
-    rep = metrics.classification_report(y, score, threshold=threshold)
-    rep = {"task": task, "n": int(len(y)), **rep}
-    if task == "binary" and 0 < y.sum() < len(y):
-        rep["auc_95ci"] = list(metrics.bootstrap_auc_ci(y, score, n_bootstraps=500, seed=0)[1:])
-        rep["threshold_for_95_sensitivity"] = float(metrics.threshold_for_sensitivity(y, score, 0.95))
-    return rep
+    if positive is not None and not positive.by_name:
+        warnings.warn(f"positive class: {positive.name} ({positive.rule}); the model's probability is "
+                      f"p({positive.name}). If {positive.negative} is the finding to detect, pass "
+                      f"positive_class={positive.negative!r}", PositiveClassWarning, stacklevel=3)
+
+
+def evaluate(model, x, y, task=None, threshold=None, class_names=None):
+    """Clinical metrics of ``model`` on (x, y): :func:`tinycnn.clinical.evaluate`.
+
+    ``y`` holds class indices of ``class_names`` (default the model's; matched to the model's
+    classes by name). Binary: ``threshold`` defaults to the model's stored one, else 0.5.
+    """
+    from . import clinical
+
+    return clinical.evaluate(model, x, y, task=task, threshold=threshold, class_names=class_names)
 
 
 def format_report(rep, class_names=None):
-    """A short, clinician-readable text of :func:`evaluate`'s dict."""
-    if rep is None:
-        return "no evaluation data"
-    lines = [f"cases: {rep['n']}"]
+    """A short, clinician-readable text of :func:`evaluate`'s dict: :func:`tinycnn.clinical.format_report`."""
+    from . import clinical
 
-    def f(k, label):
-        if k in rep and np.isscalar(rep[k]):
-            lines.append(f"{label:<28}{rep[k]:.3f}")
-
-    f("auc", "ROC-AUC")
-    if "auc_95ci" in rep:
-        lines[-1] += f"   (95% CI {rep['auc_95ci'][0]:.3f}-{rep['auc_95ci'][1]:.3f})"
-    for k, label in [("accuracy", "accuracy"), ("sensitivity", "sensitivity (recall)"),
-                     ("specificity", "specificity"), ("precision", "precision (PPV)"), ("f1", "F1")]:
-        f(k, label)
-    if "threshold_for_95_sensitivity" in rep:
-        lines.append(f"{'threshold for 95% sens.':<28}{rep['threshold_for_95_sensitivity']:.3f}")
-    cm = rep.get("confusion_matrix")
-    if cm is not None:
-        cm = np.asarray(cm)
-        names = class_names or [str(i) for i in range(len(cm))]
-        w = max(8, *(len(str(n)) + 2 for n in names))
-        lines.append("confusion matrix (rows: true, columns: predicted)")
-        lines.append(" " * w + "".join(f"{str(n):>{w}}" for n in names))
-        for n, row in zip(names, cm, strict=True):
-            lines.append(f"{str(n):>{w}}" + "".join(f"{v:>{w}}" for v in row))
-    return "\n".join(lines)
+    return clinical.format_report(rep, class_names)
 
 
 # ------------------------------------------------------------------ images for prediction
@@ -201,133 +184,16 @@ def list_images(path):
     return out
 
 
-# ------------------------------------------------------------------ command line
-def _cmd_demo(args):
+# ------------------------------------------------------------------ the demo's data
+DEMO_CLASSES = ["normal", "nodule"]
+
+
+def demo_splits(n=2400, image_size=64, seed=0):
+    """The demo's data: ``n`` synthetic chest radiographs, half with nodules, cut 70/15/15 by class."""
     from . import data
 
-    t0 = time.perf_counter()
-    print(f"tinycnn demo: synthetic chest radiographs, {args.n} cases at {args.image_size}x{args.image_size} "
-          "(nodule = positive); nothing is downloaded")
-    ds = data.synthetic_chest_xrays(n=args.n, image_size=args.image_size, positive_fraction=0.5, seed=args.seed)
-    tr, va, te = data.stratified_split(ds.y, (0.7, 0.15, 0.15), seed=args.seed)
-    splits = data.DataSplits(train=(ds.x[tr], ds.y[tr]), val=(ds.x[va], ds.y[va]), test=(ds.x[te], ds.y[te]),
-                             class_names=["normal", "nodule"], task="binary", num_classes=2,
-                             source="synthetic_chest_xrays")
-    model, hist, rep = train(splits, epochs=args.epochs, batch_size=32, out=args.out,
-                             verbose=1 if args.verbose else 2, seed=args.seed, learning_rate=1e-3,
-                             model=diagnosis_model((args.image_size, args.image_size, 1)),
-                             augment=data.Augmenter(horizontal_flip=False, rotation=5, shift=0.03,
-                                                          brightness=0.05, contrast=0.05))
-    print("\ntest set:")
-    print(format_report(rep, splits.class_names))
-    print(f"\nmodel written to {args.out}  ({time.perf_counter() - t0:.0f} s in all)")
-    return 0
-
-
-def _cmd_train(args):
-    from . import data
-
-    splits = data.load_dataset(args.data, image_size=args.image_size, seed=args.seed)
-    print(splits)
-    model, hist, rep = train(splits, epochs=args.epochs, batch_size=args.batch_size,
-                             learning_rate=args.learning_rate, class_weight=args.class_weight,
-                             augment="recipe" if args.augment else None, out=args.out, verbose=1, seed=args.seed,
-                             checkpoint=args.checkpoint, resume=args.checkpoint if args.resume else None,
-                             patience=args.patience, ensemble=args.ensemble)
-    print("\ntest set:" if splits.test is not None else "\nvalidation set:")
-    print(format_report(rep, splits.class_names))
-    if args.out:
-        print(f"\nmodel written to {args.out}")
-    return 0
-
-
-def _cmd_evaluate(args):
-    from . import data
-
-    model = load_model(args.model)
-    size = tuple(model.metadata.get("image_size", model.input_shape[:2]))
-    color = "rgb" if model.input_shape[-1] == 3 else "grayscale"
-    splits = data.load_dataset(args.data, image_size=size, color=color)
-    part = splits.test or splits.val or splits.train
-    x, y = part
-    if tuple(x.shape[1:]) != tuple(model.input_shape):
-        raise ShapeError(f"images of shape {tuple(x.shape[1:])} do not fit the model's input {model.input_shape}")
-    names = model.metadata.get("class_names") or splits.class_names
-    k_model = 2 if model.output_shape[-1] == 1 else model.output_shape[-1]
-    if splits.num_classes != k_model:
-        raise ShapeError(f"{args.data} has {splits.num_classes} classes {splits.class_names}, but the model "
-                         f"predicts {k_model} ({', '.join(map(str, names))})")
-    rep = evaluate(model, x, y, threshold=args.threshold)
-    print(format_report(rep, names))
-    return 0
-
-
-def _cmd_predict(args):
-    import csv
-
-    model = load_model(args.model)
-    files = list_images(args.path)
-    x, kept, skipped = images_for_model(model, files)
-    for f, why in skipped:
-        print(f"skipped {f}: {why}")
-    p = model.predict(x, batch_size=64)
-    names = model.metadata.get("class_names") or [str(i) for i in range(max(p.shape[1], 2))]
-    rows = []
-    for f, pr in zip(kept, p, strict=True):
-        if p.shape[1] == 1:
-            label = names[1] if pr[0] >= args.threshold else names[0]
-            rows.append((f, f"{pr[0]:.4f}", label))
-        else:
-            rows.append((f, " ".join(f"{v:.4f}" for v in pr), names[int(pr.argmax())]))
-    for r in rows:
-        print("\t".join(r))
-    if args.csv:
-        with open(args.csv, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["file", "probability", "prediction"])
-            w.writerows(rows)
-    return 0
-
-
-def add_cli(sub):
-    p = sub.add_parser("demo", help="train a small diagnosis model on built-in synthetic chest X-rays")
-    p.add_argument("--out", default=DEMO_OUT, help=f"model file to write (default {DEMO_OUT})")
-    p.add_argument("--n", type=int, default=2400, help="number of synthetic cases")
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--verbose", action="store_true", help="progress bar per epoch")
-    p.set_defaults(func=_cmd_demo)
-
-    p = sub.add_parser("train", help="train on a .npz file, an image folder or a DICOM folder")
-    p.add_argument("--data", required=True, help="MedMNIST-style .npz, or a folder with one sub-folder per class")
-    p.add_argument("--image-size", type=int, default=None, help="resize images to N x N")
-    p.add_argument("--epochs", type=int, default=None, help="default: the recipe's, from the data size")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (32)")
-    p.add_argument("--learning-rate", type=float, default=None, help="peak of the cosine schedule (default 1e-3)")
-    p.add_argument("--class-weight", choices=["balanced"], default=None)
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
-                   help="random shifts, rotations, brightness, and flips where the modality allows (default on)")
-    p.add_argument("--ensemble", type=int, default=None, metavar="K",
-                   help="train K models from different seeds, averaged in one model file "
-                        "(default: the recipe's, 3 for small data sets)")
-    p.add_argument("--patience", type=int, default=None, help="early stopping on the validation loss")
-    p.add_argument("--checkpoint", default=None, help="write a checkpoint here after every epoch "
-                   "(an ensemble of K writes one per model: NAME-1ofK.tcnn, ...)")
-    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="model file to write")
-    p.set_defaults(func=_cmd_train)
-
-    p = sub.add_parser("evaluate", help="clinical metrics of a model file on labelled data")
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.set_defaults(func=_cmd_evaluate)
-
-    p = sub.add_parser("predict", help="predict images or a folder of images")
-    p.add_argument("--model", required=True)
-    p.add_argument("path", metavar="IMAGE|FOLDER")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--csv", default=None, help="also write the predictions to this CSV file")
-    p.set_defaults(func=_cmd_predict)
+    ds = data.synthetic_chest_xrays(n=n, image_size=image_size, positive_fraction=0.5, seed=seed)
+    tr, va, te = data.stratified_split(ds.y, (0.7, 0.15, 0.15), seed=seed)
+    return data.DataSplits(train=(ds.x[tr], ds.y[tr]), val=(ds.x[va], ds.y[va]), test=(ds.x[te], ds.y[te]),
+                           class_names=list(DEMO_CLASSES), task="binary", num_classes=2,
+                           source="synthetic_chest_xrays")

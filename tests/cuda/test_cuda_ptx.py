@@ -8,9 +8,13 @@ Run in its own process, *without* the simulator::
 compute capability 8.0 (A100) and 9.0 (H100), with exactly the argument types the backend
 launches (``_cuda_common.SIGNATURES``; the simulator test checks that every launch matches one
 of them). This catches what the simulator lets through: Python objects, non-constant shared
-array shapes, float64 creeping into float32 kernels. The kernels call no device functions, so
-no GPU lookup is needed. Also checked here, where no GPU exists: the backend refuses to start
-with a clear message, and a missing numba-cuda is an ImportError naming the install command.
+array shapes, float64 creeping into float32 kernels. The device functions the kernels share
+(``_cuda_common``, ``_cuda_gemm``) are declared ``inline="always"``: Numba inlines them into
+each kernel before code generation, so compiling needs no GPU (a separately compiled device
+function makes ``compile_ptx`` ask the driver for the current device, which fails here; a test
+below keeps every device function inlined). Also checked here, where no GPU exists: the backend
+refuses to start with a clear message, and a missing numba-cuda is an ImportError naming the
+install command.
 """
 
 import importlib.util
@@ -87,6 +91,30 @@ def test_kernel_compiles(name, T, i, target):
     if name == "gemm" and T == numba.float32:
         # the 4x4 accumulator lives in registers, not in local memory
         assert ".local" not in ptx
+
+
+def _device_functions():
+    """Every device function the kernels call: module-level ones and those made per dtype."""
+    from tinycnn.kernels import _cuda_gemm as gm
+
+    found = []
+    for module in (cc, gm):
+        for name, obj in vars(module).items():
+            if getattr(obj, "targetoptions", {}).get("device"):
+                found.append((f"{module.__name__}.{name}", obj))
+    for T in (numba.float32, numba.float64):
+        for make in (cc.activation, cc.activation_grad, gm._epilogue, gm._tile_loader):
+            found.append((f"{make.__name__}({T})", make(T)))
+    return found
+
+
+def test_device_functions_are_inlined_so_compiling_needs_no_gpu():
+    functions = _device_functions()
+    assert len(functions) >= 9
+    for name, f in functions:
+        assert f.targetoptions.get("inline") == "always", (
+            f"{name} must be declared cuda.jit(device=True, inline='always'): a device function "
+            "compiled on its own makes compile_ptx ask the CUDA driver for the current device")
 
 
 def test_signature_table_covers_every_kernel():

@@ -8,8 +8,10 @@ class indices for binary and multi-class tasks, (N, L) 0/1 for multi-label ones.
   folders), :func:`read_dicom` / :func:`load_dicom_folder` (DICOM; needs pydicom).
 - Preprocessing: :func:`crop`, :func:`center_crop`, :func:`resize`, :func:`normalize`,
   :func:`fit_normalization`, :func:`window`, :func:`to_grayscale`, :func:`to_rgb`.
-- Training helpers: :class:`Augmenter`, :func:`stratified_split`, :func:`batches`,
+- Training helpers: :class:`Augmenter`, :func:`stratified_split`, :func:`stratified_group_split`
+  (no patient in two parts; :mod:`.groups` says which images form a group), :func:`batches`,
   :func:`class_weights_balanced`, :func:`oversample_indices`.
+- Class names of MedMNIST files: :mod:`.medmnist`.
 - Synthetic data: :func:`synthetic_chest_xrays`, :func:`save_synthetic_npz`.
 """
 
@@ -33,7 +35,7 @@ from .preprocess import (
     to_rgb,
     window,
 )
-from .split import batches, stratified_split
+from .split import batches, stratified_group_split, stratified_split
 from .synthetic import SyntheticChest, save_synthetic_npz, synthetic_chest_xrays
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "read_image",
     "resize",
     "save_synthetic_npz",
+    "stratified_group_split",
     "stratified_split",
     "synthetic_chest_xrays",
     "to_grayscale",

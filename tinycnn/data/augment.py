@@ -96,7 +96,10 @@ class Augmenter:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"Augmenter({args})"
 
-    def __call__(self, x_batch, rng=None):
+    #: accepts ``rows=``: a distributed fit gives each rank its rows of the global batch's draws
+    supports_rows = True
+
+    def __call__(self, x_batch, rng=None, rows=None):
         """Augment a batch.
 
         Parameters
@@ -105,6 +108,10 @@ class Augmenter:
             Not modified.
         rng : numpy.random.Generator or int, optional
             Source of randomness; default tinycnn's generator (:mod:`tinycnn.random`).
+        rows : (lo, hi, n), optional
+            ``x_batch`` is rows ``lo:hi`` of a batch of ``n`` images: the draws are made for
+            all ``n`` (advancing ``rng`` as for the whole batch) and rows ``lo:hi`` of them
+            applied, so the ranks of a distributed fit together augment exactly as one process.
 
         Returns
         -------
@@ -114,28 +121,32 @@ class Augmenter:
         x = as_float_images(x_batch, "x_batch", ndims=(4,))
         rng = as_rng(rng)
         n, h, w, _ = x.shape
+        lo, hi, n_draw = (0, n, n) if rows is None else (int(r) for r in rows)
+        if hi - lo != n or not 0 <= lo <= hi <= n_draw:
+            raise ConfigError(f"rows={rows!r} do not describe the {n} images of x_batch")
+        sel = slice(lo, hi)
         out = x.copy()
         if n == 0:
             return out
         # Every draw is made for the whole batch up front, in a fixed order, so the output
         # depends only on the generator state and the settings.
         if self.horizontal_flip:
-            flip = rng.random(n) < 0.5
+            flip = (rng.random(n_draw) < 0.5)[sel]
             out[flip] = out[flip, :, ::-1]
         if self.vertical_flip:
-            flip = rng.random(n) < 0.5
+            flip = (rng.random(n_draw) < 0.5)[sel]
             out[flip] = out[flip, ::-1]
         if self.rotation > 0 or self.shift > 0:
-            angles = np.deg2rad(rng.uniform(-self.rotation, self.rotation, n))
-            shifts = rng.uniform(-self.shift, self.shift, (n, 2)) * np.array([h, w])
+            angles = np.deg2rad(rng.uniform(-self.rotation, self.rotation, n_draw))[sel]
+            shifts = (rng.uniform(-self.shift, self.shift, (n_draw, 2)) * np.array([h, w]))[sel]
             for i in range(n):
                 out[i] = self._affine(out[i], angles[i], shifts[i])
         if self.contrast > 0:
-            factor = rng.uniform(1 - self.contrast, 1 + self.contrast, (n, 1, 1, 1)).astype(np.float32)
+            factor = rng.uniform(1 - self.contrast, 1 + self.contrast, (n_draw, 1, 1, 1)).astype(np.float32)[sel]
             mean = out.mean(axis=(1, 2), keepdims=True)
             out = (out - mean) * factor + mean
         if self.brightness > 0:
-            out += rng.uniform(-self.brightness, self.brightness, (n, 1, 1, 1)).astype(np.float32)
+            out += rng.uniform(-self.brightness, self.brightness, (n_draw, 1, 1, 1)).astype(np.float32)[sel]
         if self.value_range is not None:
             np.clip(out, *self.value_range, out=out)
         return out

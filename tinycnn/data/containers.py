@@ -31,6 +31,23 @@ class DataSplits:
         ``(file, reason)`` for each file left out by ``skip_bad=True``.
     source : str
         The file or folder the data came from.
+    files : dict of str to list of str
+        For folders: the file of each case of each part (``files['test'][i]`` is the file of
+        ``test[0][i]``; ``path#frame`` for a frame of a multi-frame DICOM); empty for ``.npz``.
+    dataset : str
+        The MedMNIST data set the classes were named from ('breastmnist'), else ''.
+    ordinal : bool
+        The classes are ordered grades (RetinaMNIST): trained as 'multiclass', also judged by
+        weighted kappa and the mean grade error.
+    split_rule : str
+        How the parts were made, in words (the official MedMNIST splits; stratified by class and
+        grouped by patient...).
+    groups : dict of str to numpy.ndarray
+        For folders: the group of each case of each part (int ids; never a patient identifier).
+        No group occurs in two parts.
+    grouping : str
+        What a group is: 'patient', 'group' (given by the user), 'file' (the frames of one
+        file) or 'image'; '' for ``.npz``.
     """
 
     train: tuple | None
@@ -41,6 +58,12 @@ class DataSplits:
     num_classes: int
     skipped: list = field(default_factory=list)
     source: str = ""
+    files: dict = field(default_factory=dict)
+    dataset: str = ""
+    ordinal: bool = False
+    split_rule: str = ""
+    groups: dict = field(default_factory=dict)
+    grouping: str = ""
 
     @property
     def input_shape(self):
@@ -77,6 +100,9 @@ class FolderData:
         The file of each image (a multi-frame DICOM gives one entry per frame, ``path#frame``).
     skipped : list of (str, str)
         ``(file, reason)`` for each file left out by ``skip_bad=True``.
+    patient_ids : list of str or None
+        DICOM folders: the PatientID of each image ('' where the file has none), used only to
+        keep a patient's images in one part of a split; never printed or saved.
     """
 
     x: np.ndarray
@@ -84,6 +110,7 @@ class FolderData:
     class_names: list
     files: list
     skipped: list = field(default_factory=list)
+    patient_ids: list | None = None
 
     @property
     def num_classes(self):

@@ -5,7 +5,8 @@ Pixel values come out in modality units: the Modality LUT or ``RescaleSlope`` /
 ``RescaleIntercept`` is applied (so CT is in Hounsfield units), including the per-frame
 rescale of enhanced multi-frame files. MONOCHROME1 images (where low values display white)
 are inverted within their stored bit range, so that high always means dense as in
-MONOCHROME2. Compressed transfer syntaxes need pydicom's optional decoders (pylibjpeg, GDCM);
+MONOCHROME2. PALETTE COLOR images (common in ultrasound) are mapped through their colour
+tables to RGB. Compressed transfer syntaxes need pydicom's optional decoders (pylibjpeg, GDCM);
 without them the file is reported as unreadable.
 """
 
@@ -30,6 +31,14 @@ def _pydicom():
     except ImportError as e:
         raise ImportError("reading DICOM files needs pydicom: pip install 'tinycnn[dicom]'") from e
     return pydicom
+
+
+def _apply_color_lut():
+    try:
+        from pydicom.pixels import apply_color_lut
+    except ImportError:  # pydicom 2.x
+        from pydicom.pixel_data_handlers.util import apply_color_lut
+    return apply_color_lut
 
 
 def _rescale(ds, n_frames):
@@ -58,8 +67,8 @@ def _rescale(ds, n_frames):
     return slope[:, None, None], intercept[:, None, None]
 
 
-def _read_frames(path):
-    """One DICOM file -> (frames (F, H, W, C) float32, was it multi-frame)."""
+def _read_frames(path, with_patient=False):
+    """One DICOM file -> (frames (F, H, W, C) float32, was it multi-frame[, its PatientID or ''])."""
     pydicom = _pydicom()
     from pydicom.errors import InvalidDicomError
 
@@ -69,13 +78,21 @@ def _read_frames(path):
         raise DataError(f"{path}: not a DICOM file (no DICM marker at byte 128)") from e
     except (OSError, EOFError, ValueError, KeyError, TypeError) as e:
         raise DataError(f"{path}: unreadable DICOM file ({type(e).__name__}: {e})") from e
+    frames, multi = _frames_of(ds, path)
+    if with_patient:
+        return frames, multi, str(ds.get("PatientID", "") or "").strip()
+    return frames, multi
+
+
+def _frames_of(ds, path):
+    """The pixels of a read DICOM data set -> (frames (F, H, W, C) float32, was it multi-frame)."""
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise DataError(f"{path}: DICOM file holds no pixel data")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
-    if photometric == "PALETTE COLOR":
-        raise DataError(f"{path}: PALETTE COLOR DICOM images are not supported")
     try:
         arr = ds.pixel_array
+        if photometric == "PALETTE COLOR":  # stored values index the file's colour tables
+            arr = _apply_color_lut()(arr, ds)
     except _PIXEL_ERRORS as e:
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         hint = ""
@@ -83,7 +100,7 @@ def _read_frames(path):
             hint = f"; {syntax.name} data may need pydicom's decoders (pip install pylibjpeg pylibjpeg-libjpeg)"
         raise DataError(f"{path}: cannot decode the pixel data ({type(e).__name__}: {e}){hint}") from e
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    color = int(ds.get("SamplesPerPixel", 1)) > 1
+    color = int(ds.get("SamplesPerPixel", 1)) > 1 or photometric == "PALETTE COLOR"
     frames = arr.reshape((n_frames,) + arr.shape[-3 if color else -2 :])
     if color:
         # pydicom has already converted YBR data to RGB; no rescale applies to colour.
@@ -173,7 +190,8 @@ def load_dicom_folder(path, image_size=None, window=None, color="grayscale", ski
     -------
     FolderData
         ``x`` (N, H, W, C) float32, ``y`` (N,) int64, ``class_names``, ``files`` (one entry per
-        frame, ``path#frame`` for multi-frame files), ``skipped``.
+        frame, ``path#frame`` for multi-frame files), ``skipped``, ``patient_ids`` (for the
+        split only).
 
     Raises
     ------
@@ -185,10 +203,10 @@ def load_dicom_folder(path, image_size=None, window=None, color="grayscale", ski
     image_size = None if image_size is None else as_size(image_size)
     window = _check_window(window)
     class_names, files, labels = scan_class_folders(path, ignore={"DICOMDIR"})
-    images, ys, names, skipped, first = [], [], [], [], None
+    images, ys, names, patients, skipped, first = [], [], [], [], [], None
     for f, label in zip(files, labels, strict=True):
         try:
-            frames, multi = _read_frames(f)
+            frames, multi, patient = _read_frames(f, with_patient=True)
         except DataError as e:
             if not skip_bad:
                 raise
@@ -208,9 +226,10 @@ def load_dicom_folder(path, image_size=None, window=None, color="grayscale", ski
             frames = preprocess.resize(frames, image_size)
         images.append(frames)
         ys.extend([label] * len(frames))
+        patients.extend([patient] * len(frames))
         names.extend([f"{f}#{k}" for k in range(len(frames))] if multi else [str(f)])
     if not images:
         raise DataError(f"{path}: no readable DICOM files")
     y = np.asarray(ys, np.int64)
     _check_classes(path, class_names, y)
-    return FolderData(np.concatenate(images), y, class_names, names, skipped)
+    return FolderData(np.concatenate(images), y, class_names, names, skipped, patients)

@@ -1,5 +1,6 @@
 """Single files for prediction: images and DICOMs prepared exactly as the loaders prepare them."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,17 @@ from ._common import as_size, check_color
 from ._folders import looks_like_dicom
 from .dicom import _read_frames
 from .images import read_image
+
+
+def split_frame(entry):
+    """``'scan.dcm#3'`` -> ``('scan.dcm', 3)`` for frame 3 of a multi-frame DICOM (as the loaders name
+    its images); a plain file -> ``(file, None)``, even one whose name holds a ``#``."""
+    entry = str(entry)
+    if not os.path.exists(entry) and "#" in entry:
+        file, _, frame = entry.rpartition("#")
+        if frame.isdigit():
+            return file, int(frame)
+    return entry, None
 
 
 def read_images(paths, image_size, color="grayscale", window=None, skip_bad=True):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from . import preprocess
+from . import medmnist, preprocess
 from ._common import as_size, check_color
 from .containers import DataSplits, LazyImages
 
@@ -158,7 +158,8 @@ def _labels(y, path, key, n):
     return y.astype(np.int64)
 
 
-def load_npz(path, split=None, mmap=False, image_size=None, color=None, class_names=None, cache_dir=None):
+def load_npz(path, split=None, mmap=False, image_size=None, color=None, class_names=None, cache_dir=None,
+             dataset=None):
     """Load a MedMNIST-style ``.npz`` archive.
 
     Parameters
@@ -175,16 +176,21 @@ def load_npz(path, split=None, mmap=False, image_size=None, color=None, class_na
     color : {'grayscale', 'rgb'}, optional
         Convert to this; by default images keep their stored channels.
     class_names : list of str, optional
-        Names for the classes (labels); default ``['0', '1', ...]``.
+        Names for the classes (labels); default: the official MedMNIST v2 names when the file is
+        named like a MedMNIST file (``breastmnist.npz``, ``breastmnist_64.npz``, ...) or
+        ``dataset`` names one (:mod:`tinycnn.data.medmnist`), else ``['0', '1', ...]``.
     cache_dir : str or Path, optional
         Where ``mmap=True`` extracts compressed members; default a temporary folder removed when
         the returned images are garbage-collected.
+    dataset : str, optional
+        The MedMNIST data set the file holds ('breastmnist'), for a file not named after it.
 
     Returns
     -------
     DataSplits
         ``x`` float32 (N, H, W, C) in [0, 1]; ``y`` int (N,) ('binary', 'multiclass') or
-        (N, L) ('multilabel', when labels have L > 1 columns).
+        (N, L) ('multilabel', when labels have L > 1 columns). A MedMNIST file also gets its
+        ``dataset``, whether it is ``ordinal`` and the number of classes of the table.
 
     Raises
     ------
@@ -197,6 +203,7 @@ def load_npz(path, split=None, mmap=False, image_size=None, color=None, class_na
         raise DataError(f"{path}: no such file")
     color = check_color(color, allow_none=True)
     image_size = None if image_size is None else as_size(image_size)
+    info = medmnist.lookup(dataset) if dataset is not None else medmnist.for_file(path)
     wanted = SPLITS if split is None else (split,) if isinstance(split, str) else tuple(split)
     if any(s not in SPLITS for s in wanted):
         raise ConfigError(f"split must be None or among {SPLITS}, got {split!r}")
@@ -228,10 +235,10 @@ def load_npz(path, split=None, mmap=False, image_size=None, color=None, class_na
             else:
                 x = _to_nhwc(raw, scale, image_size, color)
             parts[s] = (x, y)
-    return _assemble(parts, path, class_names)
+    return _assemble(parts, path, class_names, info)
 
 
-def _assemble(parts, path, class_names):
+def _assemble(parts, path, class_names, info=None):
     ys = [y for _, y in parts.values()]
     widths = {y.shape[1] if y.ndim == 2 else 1 for y in ys}
     if len(widths) > 1:
@@ -244,10 +251,13 @@ def _assemble(parts, path, class_names):
         parts = {s: (x, y.reshape(-1)) for s, (x, y) in parts.items()}
         num_classes = max(2, int(max(y.max(initial=0) for y in ys)) + 1)
         task = "binary" if num_classes == 2 else "multiclass"
+    if info is not None:
+        task, num_classes = _check_medmnist(info, path, task, num_classes)
     if class_names is None:
-        class_names = [str(k) for k in range(num_classes)]
+        class_names = list(info.class_names) if info is not None else [str(k) for k in range(num_classes)]
     elif len(class_names) != num_classes:
         raise DataError(f"{path}: {len(class_names)} class names given for {num_classes} classes")
+    official = f"the official MedMNIST v2 splits of {info.name}, " if info is not None else ""
     return DataSplits(
         train=parts.get("train"),
         val=parts.get("val"),
@@ -256,4 +266,19 @@ def _assemble(parts, path, class_names):
         task=task,
         num_classes=num_classes,
         source=str(path),
+        dataset=info.name if info is not None else "",
+        ordinal=info is not None and info.ordinal,
+        split_rule=f"{official}as stored in the .npz file (its train / val / test parts)",
     )
+
+
+def _check_medmnist(info, path, task, num_classes):
+    """The task and number of classes of the table, once the labels are seen to fit it."""
+    K = len(info.class_names)
+    fits = num_classes == K if info.task == "multilabel" else task != "multilabel" and num_classes <= K
+    if not fits:
+        found = f"{num_classes} label columns" if task == "multilabel" else f"labels 0 to {num_classes - 1}"
+        raise DataError(f"{path}: MedMNIST's {info.name} has {K} {'labels' if info.task == 'multilabel' else 'classes'}"
+                        f" ({info.medmnist_task}) but the file holds {found}; give the right data set name "
+                        "(dataset= in Python, --dataset on the command line) or rename the file")
+    return info.task, K

@@ -1,4 +1,5 @@
-"""Stratified train / validation / test splits and mini-batch index streams."""
+"""Stratified train / validation / test splits (per sample, or by groups such as patients) and
+mini-batch index streams."""
 
 import numpy as np
 
@@ -18,6 +19,16 @@ def _strata(y):
     else:
         raise ShapeError(f"y must be (N,) labels or (N, L) multi-labels, got shape {y.shape}")
     return strata.reshape(-1)
+
+
+def _fractions(fractions):
+    try:
+        fr = np.asarray(fractions, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ConfigError(f"fractions must be numbers, got {fractions!r}") from None
+    if fr.size == 0 or np.any(~np.isfinite(fr)) or np.any(fr < 0) or not np.isclose(fr.sum(), 1.0):
+        raise ConfigError(f"fractions must be non-negative and sum to 1, got {fractions!r}")
+    return fr
 
 
 def stratified_split(y, fractions=(0.7, 0.15, 0.15), seed=0):
@@ -44,12 +55,7 @@ def stratified_split(y, fractions=(0.7, 0.15, 0.15), seed=0):
         One sorted int64 index array per fraction; together a partition of ``range(N)``.
         Sorted order keeps reads from memory-mapped and lazily loaded arrays sequential.
     """
-    try:
-        fr = np.asarray(fractions, np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ConfigError(f"fractions must be numbers, got {fractions!r}") from None
-    if fr.size == 0 or np.any(~np.isfinite(fr)) or np.any(fr < 0) or not np.isclose(fr.sum(), 1.0):
-        raise ConfigError(f"fractions must be non-negative and sum to 1, got {fractions!r}")
+    fr = _fractions(fractions)
     strata = _strata(y)
     if strata.size == 0:
         raise InvalidValueError("stratified_split needs at least one sample")
@@ -78,6 +84,68 @@ def stratified_split(y, fractions=(0.7, 0.15, 0.15), seed=0):
         for p in range(k):
             parts[p].append(members[owner == p])
     return tuple(np.sort(np.concatenate(ps)).astype(np.int64) for ps in parts)
+
+
+def stratified_group_split(y, groups, fractions=(0.7, 0.15, 0.15), seed=0):
+    """Split sample indices into parts so that no group straddles two parts, stratified by class
+    as far as the groups allow.
+
+    Groups (a patient's images, a file's frames) are dealt out whole, largest first (ties in a
+    random order from ``seed``), each to the part whose class counts are furthest below their
+    targets in the classes the group holds: the part p minimising ``(have[p] - target[p]) . g``,
+    ``g`` being the group's cases per class and ``target[p] = fraction[p] * cases per class``.
+    That is the greedy step that most reduces the squared distance of every part's class counts
+    to their targets. Then each part with a positive fraction that got no group takes the
+    smallest group of the part holding most groups. With one sample per group this is
+    :func:`stratified_split`, exactly.
+
+    Parameters
+    ----------
+    y : array_like, shape (N,), (N, 1) or (N, L)
+        Labels (multi-label rows are stratified by their combination).
+    groups : array_like, shape (N,)
+        Any hashable labels; samples with equal labels stay together.
+    fractions : sequence of float
+        Share of each part, non-negative, summing to 1.
+    seed : int or numpy.random.Generator
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        One sorted int64 index array per fraction; together a partition of ``range(N)``.
+    """
+    strata = _strata(y)
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or len(groups) != len(strata):
+        raise ShapeError(f"groups must hold one label per sample ({len(strata)}), got shape {groups.shape}")
+    if strata.size == 0:
+        raise InvalidValueError("stratified_group_split needs at least one sample")
+    g = np.unique(groups, return_inverse=True)[1].reshape(-1)
+    G = int(g.max()) + 1
+    if G == len(g):
+        return stratified_split(y, fractions, seed)
+    fr = _fractions(fractions)
+    counts = np.zeros((G, int(strata.max()) + 1))
+    np.add.at(counts, (g, strata), 1)
+    rng = as_rng(seed)
+    order = rng.permutation(G)
+    order = order[np.argsort(-counts.sum(axis=1)[order], kind="stable")]
+    target = fr[:, None] * counts.sum(axis=0)[None, :]
+    have = np.zeros_like(target)
+    active = np.flatnonzero(fr > 0)
+    owner = np.empty(G, np.int64)
+    for gi in order:
+        p = int(active[np.argmin((have[active] - target[active]) @ counts[gi])])
+        owner[gi] = p
+        have[p] += counts[gi]
+    sizes = counts.sum(axis=1)
+    for p in active:
+        held = np.bincount(owner, minlength=fr.size)
+        if held[p] == 0 and held.max() > 1:
+            donor = np.flatnonzero(owner == int(np.argmax(held)))
+            owner[donor[np.argmin(sizes[donor])]] = p
+    member = owner[g]
+    return tuple(np.flatnonzero(member == p).astype(np.int64) for p in range(fr.size))
 
 
 def batches(n, batch_size, shuffle=True, rng=None, drop_last=False):

@@ -1,12 +1,21 @@
 """The layer contract, shared by every layer family.
 
 A layer owns its parameters and their gradients (``params`` / ``grads``, dicts with the same
-keys), builds lazily from the input shape (batch axis excluded), and delegates all array
-maths to the active backend (:func:`tinycnn.backend.get`). ``forward`` keeps what ``backward``
-needs in ``self._ctx``; ``backward(dy)`` stores parameter gradients in ``grads`` and returns
-the input gradient.
+keys; layers with running statistics also have ``state``), builds lazily from the input shape
+(batch axis excluded), and delegates all array maths to the active backend
+(:func:`tinycnn.backend.get`). ``forward(x, training)`` keeps what ``backward`` needs in
+``self._ctx``; ``backward(dy, need_dx)`` stores parameter gradients in ``grads`` and returns
+the input gradient (None may be returned when ``need_dx`` is False). Layers whose output can
+be taken before their final activation set ``has_activation`` and accept
+``forward(x, training, logits=True)``.
+
+Optional hooks with defaults here: :meth:`Layer.preserved` (passes that leave no trace) and
+:meth:`Layer.get_random_state` / :meth:`Layer.set_random_state` (a layer's own random stream,
+kept in training checkpoints). A layer that owns sublayers exposes their parameters, gradients
+and state through its own flat dicts and extends these hooks to its sublayers.
 """
 
+import contextlib
 import re
 
 import numpy as np
@@ -92,6 +101,29 @@ class Layer:
 
     def backward(self, dy, need_dx=True):
         raise NotImplementedError(f"{type(self).__name__} must implement backward")
+
+    @contextlib.contextmanager
+    def preserved(self):
+        """Run passes inside without leaving a trace: ``grads`` and the context kept for
+        ``backward`` are restored on exit (an explanation backpropagates through a trained
+        model; an optimizer step taken afterwards must not see its gradients)."""
+        grads, ctx = dict(self.grads), self._ctx
+        try:
+            yield self
+        finally:
+            self.grads, self._ctx = grads, ctx
+
+    def release_context(self):
+        """Drop what :meth:`forward` kept for :meth:`backward` (an inference pass keeps nothing)."""
+        self._ctx = None
+
+    def get_random_state(self):
+        """The JSON-serialisable state of the layer's own random stream, or None when it has
+        none (draws from tinycnn's shared generator, whose state checkpoints keep anyway)."""
+        return None
+
+    def set_random_state(self, state):
+        """Restore a state returned by :meth:`get_random_state`."""
 
     def __call__(self, x, training=False):
         """Run the layer on a batch (builds it first if needed); returns a backend array."""

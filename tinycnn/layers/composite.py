@@ -8,8 +8,11 @@ an entry writes it into the sublayer. So ``Sequential``, the optimizers (which u
 ``params`` in place from ``grads``), save/load, checkpoints, backend moves and the gradient
 check work on a composite unchanged. ``get_weights`` lists every parameter, then every state
 array (batch-norm statistics), in the order of those views; ``set_weights`` takes the same.
+The layer hooks (:meth:`preserved`, :meth:`release_context`, the random-stream state) reach
+every sublayer too.
 """
 
+import contextlib
 from collections.abc import MutableMapping
 
 import numpy as np
@@ -19,18 +22,27 @@ from ..errors import ShapeError
 from .base import Layer
 
 
+def walk(layers):
+    """Every layer of ``layers`` and, depth first, the sublayers of the composite ones (code
+    that acts on layers of one kind, e.g. every batch norm, must reach into composites)."""
+    for layer in layers:
+        yield layer
+        if isinstance(layer, Composite):
+            yield from walk(layer.sublayers)
+
+
 class _FlatView(MutableMapping):
     """The ``params``, ``grads`` or ``state`` dicts of a composite's sublayers under one dict."""
 
-    def __init__(self, owner, attr):
-        self._owner, self._attr = owner, attr
+    def __init__(self, sublayers, attr):
+        self._sublayers, self._attr = sublayers, attr  # the owner's live slot -> layer dict
 
     def _dict_of(self, slot):
-        return getattr(self._owner._sublayers[slot], self._attr, {})
+        return getattr(self._sublayers[slot], self._attr, {})
 
     def _split(self, key):
         slot, dot, rest = str(key).partition(".")
-        if not dot or slot not in self._owner._sublayers or rest not in self._dict_of(slot):
+        if not dot or slot not in self._sublayers or rest not in self._dict_of(slot):
             raise KeyError(key)
         return slot, rest
 
@@ -46,12 +58,12 @@ class _FlatView(MutableMapping):
         raise TypeError(f"the {self._attr} of a composite layer cannot be removed")
 
     def __iter__(self):
-        for slot, layer in self._owner._sublayers.items():
+        for slot, layer in self._sublayers.items():
             for k in getattr(layer, self._attr, {}):
                 yield f"{slot}.{k}"
 
     def __len__(self):
-        return sum(len(getattr(layer, self._attr, {})) for layer in self._owner._sublayers.values())
+        return sum(len(getattr(layer, self._attr, {})) for layer in self._sublayers.values())
 
     def __repr__(self):
         return f"{{{', '.join(repr(k) for k in self)}}}"
@@ -102,7 +114,7 @@ class Composite(Layer):
     # -- the flat dicts -------------------------------------------------------------------
     @property
     def params(self):
-        return _FlatView(self, "params")
+        return _FlatView(self._sublayers, "params")
 
     @params.setter
     def params(self, value):
@@ -110,7 +122,7 @@ class Composite(Layer):
 
     @property
     def grads(self):
-        return _FlatView(self, "grads")
+        return _FlatView(self._sublayers, "grads")
 
     @grads.setter
     def grads(self, value):
@@ -118,14 +130,14 @@ class Composite(Layer):
 
     @property
     def state(self):
-        return _FlatView(self, "state")
+        return _FlatView(self._sublayers, "state")
 
     @state.setter
     def state(self, value):
         self._assign("state", value)
 
     def _assign(self, attr, value):
-        view = _FlatView(self, attr)
+        view = _FlatView(self._sublayers, attr)
         for k, v in dict(value).items():
             view[k] = v
 
@@ -155,3 +167,28 @@ class Composite(Layer):
             k, s = len(layer.params), len(getattr(layer, "state", {}))
             layer.set_weights(params[:k] + state[:s])
             params, state = params[k:], state[s:]
+
+    # -- the layer hooks, extended to the sublayers ---------------------------------------
+    @contextlib.contextmanager
+    def preserved(self):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(super().preserved())
+            for layer in self._sublayers.values():
+                stack.enter_context(layer.preserved())
+            yield self
+
+    def release_context(self):
+        super().release_context()
+        for layer in self._sublayers.values():
+            layer.release_context()
+
+    def get_random_state(self):
+        """``{slot: state}`` of the sublayers with a random stream of their own, or None."""
+        states = {slot: layer.get_random_state() for slot, layer in self._sublayers.items()}
+        states = {slot: st for slot, st in states.items() if st is not None}
+        return states or None
+
+    def set_random_state(self, state):
+        for slot, st in (state or {}).items():
+            if slot in self._sublayers:
+                self._sublayers[slot].set_random_state(st)

@@ -4,23 +4,15 @@
 the formula and its gradients are documented in :mod:`tinycnn.kernels.reference`.
 """
 
-from .. import backend
-from ..activations import resolve
-from ..errors import ConfigError, ShapeError
-from ..initializers import get as get_initializer
-from ..initializers import initialize
-from ..kernels import ELEMENTWISE
-from ..kernels.shapes import conv_geometry, pair
-from .base import Layer, positive_int
+from ..errors import ShapeError
+from ..kernels.checks import padding as check_padding
+from ..kernels.checks import pair
+from ..kernels.shapes import conv_geometry
+from .affine import Affine
+from .base import positive_int
 
 
-def _padding(value):
-    if not isinstance(value, str) or value.lower() not in ("valid", "same"):
-        raise ConfigError(f"padding must be 'valid' or 'same', got {value!r}")
-    return value.lower()
-
-
-class Conv2D(Layer):
+class Conv2D(Affine):
     """2-D convolution layer (Keras signature).
 
     Parameters
@@ -35,24 +27,14 @@ class Conv2D(Layer):
     kernel_initializer, bias_initializer : str
     """
 
-    has_activation = True
-
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(activation, use_bias, kernel_initializer, bias_initializer, **kwargs)
         self.filters = positive_int(filters, "filters")
-        try:
-            self.kernel_size = pair(kernel_size, "kernel_size")
-            self.strides = pair(strides, "strides")
-        except (TypeError, ValueError) as e:
-            raise ConfigError(str(e)) from None
-        self.padding = _padding(padding)
-        self.activation = resolve(activation)
-        self.use_bias = bool(use_bias)
-        get_initializer(kernel_initializer), get_initializer(bias_initializer)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.strides = pair(strides, "strides")
+        self.padding = check_padding(padding)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -70,40 +52,15 @@ class Conv2D(Layer):
 
     def build(self, input_shape):
         super().build(input_shape)
-        C = input_shape[-1]
-        KH, KW = self.kernel_size
-        p = {"kernel": initialize(self.kernel_initializer, (KH, KW, C, self.filters), self.dtype)}
-        if self.use_bias:
-            p["bias"] = initialize(self.bias_initializer, (self.filters,), self.dtype)
-        self._set_params(**p)
+        self.build_weights(self.kernel_size + (input_shape[-1], self.filters), self.filters)
 
-    def forward(self, x, training=False, logits=False):
-        B = backend.get()
-        act = "linear" if logits else self.activation
-        fused = act if act in ELEMENTWISE else "linear"
-        y, ctx = B.conv2d_forward(x, self.params["kernel"], self.params.get("bias"),
-                                  self.strides, self.padding, fused)
-        actx = None
-        if fused != act:
-            y, actx = B.activation_forward(y, act)
-        self._ctx = (ctx, actx)
-        return y
+    def kernel_forward(self, B, x, activation):
+        return B.conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
+                                self.padding, activation)
 
-    def backward(self, dy, need_dx=True):
-        B = backend.get()
-        ctx, actx = self._ctx
-        if actx is not None:
-            dy = B.activation_backward(dy, actx)
-        dx, dw, db = B.conv2d_backward(dy, ctx, need_dx=need_dx)
-        self.grads["kernel"] = dw
-        if self.use_bias:
-            self.grads["bias"] = db
-        self._ctx = None
-        return dx
+    def kernel_backward(self, B, dy, ctx, need_dx):
+        return B.conv2d_backward(dy, ctx, need_dx=need_dx)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
-                "padding": self.padding, "activation": self.activation, "use_bias": self.use_bias,
-                "kernel_initializer": self.kernel_initializer,
-                "bias_initializer": self.bias_initializer}
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding}

@@ -2,30 +2,21 @@
 
 import numpy as np
 
-from .. import backend
-from ..activations import resolve
+from .. import backend, distributed
+from ..activations import default_alpha, resolve
 from ..errors import ConfigError, ShapeError
-from ..initializers import get as get_initializer
-from ..initializers import initialize
-from ..kernels import ELEMENTWISE
 from ..random import generator
+from .affine import Affine
 from .base import Layer, positive_int
 
 
-class Dense(Layer):
+class Dense(Affine):
     """Fully connected layer: ``y = act(x @ w + b)``, x (N, D), w (D, U), b (U,)."""
-
-    has_activation = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(activation, use_bias, kernel_initializer, bias_initializer, **kwargs)
         self.units = positive_int(units, "units")
-        self.activation = resolve(activation)
-        self.use_bias = bool(use_bias)
-        get_initializer(kernel_initializer), get_initializer(bias_initializer)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 1:
@@ -37,38 +28,16 @@ class Dense(Layer):
 
     def build(self, input_shape):
         super().build(input_shape)
-        p = {"kernel": initialize(self.kernel_initializer, (input_shape[0], self.units), self.dtype)}
-        if self.use_bias:
-            p["bias"] = initialize(self.bias_initializer, (self.units,), self.dtype)
-        self._set_params(**p)
+        self.build_weights((input_shape[0], self.units), self.units)
 
-    def forward(self, x, training=False, logits=False):
-        B = backend.get()
-        act = "linear" if logits else self.activation
-        fused = act if act in ELEMENTWISE else "linear"
-        y, ctx = B.dense_forward(x, self.params["kernel"], self.params.get("bias"), fused)
-        actx = None
-        if fused != act:
-            y, actx = B.activation_forward(y, act)
-        self._ctx = (ctx, actx)
-        return y
+    def kernel_forward(self, B, x, activation):
+        return B.dense_forward(x, self.params["kernel"], self.params.get("bias"), activation)
 
-    def backward(self, dy, need_dx=True):
-        B = backend.get()
-        ctx, actx = self._ctx
-        if actx is not None:
-            dy = B.activation_backward(dy, actx)
-        dx, dw, db = B.dense_backward(dy, ctx, need_dx=need_dx)
-        self.grads["kernel"] = dw
-        if self.use_bias:
-            self.grads["bias"] = db
-        self._ctx = None
-        return dx
+    def kernel_backward(self, B, dy, ctx, need_dx):
+        return B.dense_backward(dy, ctx, need_dx=need_dx)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
-                "bias_initializer": self.bias_initializer}
+        return {**super().get_config(), "units": self.units}
 
 
 class Flatten(Layer):
@@ -87,19 +56,32 @@ class Flatten(Layer):
 
 class Dropout(Layer):
     """Inverted dropout: in training zero each value with probability ``rate`` and scale the rest
-    by ``1 / (1 - rate)``; identity in inference. Masks come from tinycnn's seeded generator."""
+    by ``1 / (1 - rate)``; identity in inference.
+
+    Masks come from tinycnn's shared generator (:func:`tinycnn.random.generator`), or, with
+    ``seed``, from the layer's own generator seeded with it (Keras' meaning): the same seed
+    gives the same sequence of masks whatever else draws random numbers. The seed is saved in
+    the config, the generator's state in training checkpoints.
+    """
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise ConfigError(f"Dropout rate must be a float in [0, 1), got {rate!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ConfigError(f"Dropout seed must be a non-negative int or None, got {seed!r}")
         self.rate = float(rate)
+        self.seed = None if seed is None else int(seed)
+        self._rng = None if seed is None else np.random.default_rng(self.seed)
 
     def forward(self, x, training=False):
         if not training or self.rate == 0:
             self._ctx = None
             return x
-        seed = int(generator().integers(2**63 - 1))
+        rng = generator() if self._rng is None else self._rng
+        seed = int(rng.integers(2**63 - 1))
+        if distributed.fit_session() is not None:  # i14: each MPI rank masks its samples differently
+            seed = distributed.fit_session().rank_seed(seed)
         y, self._ctx = backend.get().dropout_forward(x, self.rate, seed)
         return y
 
@@ -110,8 +92,18 @@ class Dropout(Layer):
         self._ctx = None
         return dx
 
+    def get_random_state(self):
+        return None if self._rng is None else self._rng.bit_generator.state
+
+    def set_random_state(self, state):
+        if self._rng is not None and state is not None:
+            self._rng.bit_generator.state = state
+
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate}
+        cfg = {**super().get_config(), "rate": self.rate}
+        if self.seed is not None:  # absent when unset: configs written before seeds stay equal
+            cfg["seed"] = self.seed
+        return cfg
 
 
 class Activation(Layer):
@@ -120,9 +112,10 @@ class Activation(Layer):
     has_activation = True
 
     def __init__(self, activation, **kwargs):
-        self.alpha = float(kwargs.pop("alpha", 0.0))
+        alpha = kwargs.pop("alpha", None)
         super().__init__(**kwargs)
         self.activation = resolve(activation)
+        self.alpha = default_alpha(self.activation) if alpha is None else float(alpha)
 
     def forward(self, x, training=False, logits=False):
         if logits or self.activation == "linear":

@@ -1,10 +1,11 @@
 """Pooling layers: MaxPooling2D and GlobalAveragePooling2D (NHWC)."""
 
 from .. import backend
-from ..errors import ConfigError, ShapeError
-from ..kernels.shapes import conv_geometry, pair
+from ..errors import ShapeError
+from ..kernels.checks import padding as check_padding
+from ..kernels.checks import pair
+from ..kernels.shapes import conv_geometry
 from .base import Layer
-from .conv import _padding
 
 
 class MaxPooling2D(Layer):
@@ -22,12 +23,9 @@ class MaxPooling2D(Layer):
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
-        try:
-            self.pool_size = pair(pool_size, "pool_size")
-            self.strides = self.pool_size if strides is None else pair(strides, "strides")
-        except (TypeError, ValueError) as e:
-            raise ConfigError(str(e)) from None
-        self.padding = _padding(padding)
+        self.pool_size = pair(pool_size, "pool_size")
+        self.strides = self.pool_size if strides is None else pair(strides, "strides")
+        self.padding = check_padding(padding)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:

@@ -2,7 +2,8 @@
 
 from .. import backend
 from ..errors import ConfigError, ShapeError
-from ..kernels.shapes import conv_geometry, pair
+from ..kernels.checks import pair
+from ..kernels.shapes import conv_geometry
 from .base import positive_int
 from .composite import Composite
 from .conv import Conv2D
@@ -35,10 +36,7 @@ class ResidualBlock(Composite):
     def __init__(self, filters, strides=1, momentum=0.99, kernel_initializer="he_uniform", **kwargs):
         super().__init__(**kwargs)
         self.filters = positive_int(filters, "filters")
-        try:
-            self.strides = pair(strides, "strides")
-        except (TypeError, ValueError) as e:
-            raise ConfigError(str(e)) from None
+        self.strides = pair(strides, "strides")
         if not 0 <= momentum < 1:
             raise ConfigError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
@@ -91,6 +89,19 @@ class ResidualBlock(Composite):
             s = layer.forward(s, training=training)
         y, self._ctx = B.activation_forward(B.add(h, s), "relu")
         return y
+
+    def sublayer_graph(self):
+        """The block as steps ``(output, op, inputs)`` for the ONNX exporter
+        (:mod:`tinycnn.export.converters`)."""
+        steps, x = [], "input"
+        for slot in ("conv1", "bn1", "relu1", "conv2", "bn2"):
+            steps.append((slot, self._sublayers[slot], x))
+            x = slot
+        shortcut = "input"
+        if self.projects:
+            steps += [("proj", self._sublayers["proj"], "input"), ("proj_bn", self._sublayers["proj_bn"], "proj")]
+            shortcut = "proj_bn"
+        return steps + [("sum", "add", ["bn2", shortcut]), ("out", "relu", "sum")]
 
     def backward(self, dy, need_dx=True):
         B = backend.get()
