@@ -22,8 +22,8 @@ from .errors import ConfigError
 
 #: Training images presented per run, over all ensemble members, at 28x28 (scaled by the pixel
 #: count for larger images): it bounds the training time on any data set, so a 100k-image set
-#: gets few epochs, not hours. (RetinaMNIST's 3 x 60 x 1,080 = 194,400 took 2-3 minutes on 2
-#: cores at a load average of 3-5.)
+#: gets few epochs, not hours. (RetinaMNIST's 3 x 60 x 1,080 = 194,400 took 92 s on 2 shared
+#: cores, load average 1.3-2.6.)
 IMAGE_BUDGET = 200_000
 #: Epochs for a small data set (60 did better than 30 on validation; more was not tried).
 MAX_EPOCHS = 60
