@@ -165,3 +165,7 @@ def test_the_default_model_exports_to_onnx_and_predicts_the_same(tmp_path):
     x = s.train[0][:5]
     got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, model.predict(x), rtol=1e-5, atol=1e-6)
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert props["output_activation"] == "softmax"  # the mean of the members' softmax outputs

@@ -52,6 +52,14 @@ class Ensemble(Composite):
         if self.input_shape is None and models[0].input_shape is not None:
             self.input_shape = tuple(models[0].input_shape)
 
+    @property
+    def output_activation(self):
+        """The members' output activation ('sigmoid', 'softmax', ...) when they share one, else None:
+        a mean of probabilities is a probability (the layer itself has no logits to offer)."""
+        acts = {getattr(m.layers[-1], "activation", None) if m.layers[-1].has_activation else None
+                for m in self.members}
+        return acts.pop() if len(acts) == 1 else None
+
     def compute_output_shape(self, input_shape):
         shapes = set()
         for m in self.members:
