@@ -54,6 +54,9 @@ The contract (shapes use N, H, W, C, KH, KW, OH, OW, F):
   -> (loss, ctx)``: loss is a float, ``sum_i w_i * l_i / N`` (Keras "sum over batch size");
   ``loss_backward(ctx) -> d y_pred``. kind in :data:`LOSSES`; ``sample_weight`` (N,) or None.
   With from_logits the stable log-sum-exp forms are used.
+- ``add(a, b) -> y``: ``y = a + b`` elementwise for two arrays of one shape (a residual
+  connection; its backward passes ``dy`` to both inputs, and the gradients of a branch point
+  are summed with ``add`` again).
 - ``sgd_update(p, g, velocity, lr, momentum, nesterov)`` and
   ``adam_update(p, g, m, v, lr, beta_1, beta_2, epsilon, t)``: update in place, return None.
 """
@@ -101,6 +104,7 @@ CONTRACT = (
     "batchnorm_backward",
     "dropout_forward",
     "dropout_backward",
+    "add",
     "loss_forward",
     "loss_backward",
     "sgd_update",

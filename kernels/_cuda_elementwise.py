@@ -1,5 +1,5 @@
 """Elementwise and row-wise kernels of the ``cuda`` backend: activations, softmax, dropout,
-batch-norm's per-element passes, the optimizer updates and dtype casts.
+batch-norm's per-element passes, the optimizer updates, sums and dtype casts.
 
 Arrays are passed flattened (1-D) or as (rows, K) matrices; every kernel is a grid-stride loop,
 one element (or one row, for softmax) per iteration. Scalars arrive already in the work dtype
@@ -211,6 +211,21 @@ def _adam_factory(T):
             p[e] -= alpha * me / (math.sqrt(ve) + eps)
 
     return _adam_kernel
+
+
+def _add_signatures(T):
+    v = arr(T, 1)
+    return [(v, v, v)]
+
+
+@register("add", _add_signatures)
+def _add_factory(T):
+    def _add_kernel(a, b, y):
+        """``y = a + b`` elementwise (a residual connection)."""
+        for e in range(cuda.grid(1), y.shape[0], cuda.gridsize(1)):
+            y[e] = a[e] + b[e]
+
+    return _add_kernel
 
 
 def _cast_signatures(T):

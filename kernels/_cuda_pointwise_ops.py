@@ -1,4 +1,4 @@
-"""The ``cuda`` backend's contract functions for activations, batch normalisation and dropout.
+"""The ``cuda`` backend's contract functions for activations, batch normalisation, dropout and sums.
 
 Batch norm: two-pass batch statistics by deterministic column reductions; the running
 statistics are updated in place on the device. Dropout: the mask is drawn **on the host**
@@ -139,3 +139,12 @@ def dropout_backward(dy, ctx):
     keep, scale, shape = ctx
     checks.grad(dy, shape)
     return _apply_mask(asarray(dy, scale.dtype), keep, scale)
+
+
+def add(a, b):
+    """``y = a + b`` elementwise for two arrays of one shape."""
+    dt = checks.add(a, b)
+    a, b = asarray(a, dt), asarray(b, dt)
+    y = cuda.device_array(a.shape, dtype=dt)
+    launch_1d("add", dt, size(a), flat(a), flat(b), flat(y))
+    return y

@@ -231,6 +231,15 @@ def dropout(x, rate):
     return dt, rate
 
 
+# --------------------------------------------------------------------------- sums
+def add(a, b):
+    """``add``'s operands -> the work dtype (``a``'s); ``b`` must be real and of ``a``'s shape."""
+    dt = work_dtype(a, "a")
+    real(b, "b")
+    same_shape(b, shape_of(a), "b")
+    return dt
+
+
 # --------------------------------------------------------------------------- losses
 def loss(kind, y_pred, y_true, sample_weight):
     """``loss_forward``'s arguments -> dtype. Shapes only: the values of sparse labels are

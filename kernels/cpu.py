@@ -69,7 +69,7 @@ __all__ = [
     "asarray", "to_numpy", "conv2d_forward", "conv2d_backward", "maxpool2d_forward",
     "maxpool2d_backward", "global_avgpool_forward", "global_avgpool_backward", "dense_forward",
     "dense_backward", "activation_forward", "activation_backward", "batchnorm_forward",
-    "batchnorm_backward", "dropout_forward", "dropout_backward", "loss_forward", "loss_backward",
+    "batchnorm_backward", "dropout_forward", "dropout_backward", "add", "loss_forward", "loss_backward",
     "sgd_update", "adam_update", "release_memory", "pooled_bytes",
     # beyond the contract: Conv2D + MaxPooling2D fused (tinycnn.layers.fused uses them when present)
     "conv2d_maxpool_forward", "conv2d_maxpool_backward", "conv2d_maxpool_supported",
@@ -125,3 +125,12 @@ def dense_backward(dy, ctx, need_dx=True):
             np.matmul(dz, w.T, out=dx)
     db = part.sum(axis=0, dtype=np.float64).astype(dt) if has_bias else None
     return dx, dw, db
+
+
+def add(a, b):
+    """``y = a + b`` elementwise into a pooled buffer (NumPy's add is memory-bound already)."""
+    dt = checks.add(a, b)
+    a, b = float_array(a, "a", dtype=dt), float_array(b, "b", dtype=dt)
+    y = take(a.shape, dt)
+    np.add(a, b, out=y)
+    return y

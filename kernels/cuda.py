@@ -7,7 +7,7 @@ optimizer state and every ``ctx`` - stays on the device. Host arrays passed to a
 uploaded first (in-place updates are then copied back), so mixing is allowed, only slower.
 
 Where each part lives: the contract functions in :mod:`._cuda_layer_ops` (convolution,
-pooling, dense), :mod:`._cuda_pointwise_ops` (activations, batch norm, dropout) and
+pooling, dense), :mod:`._cuda_pointwise_ops` (activations, batch norm, dropout, sums) and
 :mod:`._cuda_train_ops` (losses, optimizers); arrays in :mod:`._cuda_arrays`; the kernels,
 each a raw kernel plus a host launcher that derives the launch configuration from the shapes,
 in :mod:`._cuda_conv` (im2col, col2im, pooling), :mod:`._cuda_gemm`, :mod:`._cuda_elementwise`,
@@ -57,6 +57,7 @@ from ._cuda_layer_ops import (
 from ._cuda_pointwise_ops import (
     activation_backward,
     activation_forward,
+    add,
     batchnorm_backward,
     batchnorm_forward,
     dropout_backward,
@@ -69,7 +70,7 @@ __all__ = [
     "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
     "global_avgpool_forward", "global_avgpool_backward", "dense_forward", "dense_backward",
     "activation_forward", "activation_backward", "batchnorm_forward", "batchnorm_backward",
-    "dropout_forward", "dropout_backward", "loss_forward", "loss_backward",
+    "dropout_forward", "dropout_backward", "add", "loss_forward", "loss_backward",
     "sgd_update", "adam_update",
 ]  # fmt: skip
 

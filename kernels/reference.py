@@ -239,6 +239,16 @@ def global_avgpool_backward(dy, ctx):
     return dx
 
 
+# --------------------------------------------------------------------------- sums
+def add(a, b):
+    """``y[...] = a[...] + b[...]`` for two arrays of one shape (a residual connection).
+
+    Backward: ``da = db = dy``, so the sum needs no backward kernel of its own.
+    """
+    dt = checks.add(a, b)
+    return np.asarray(a, dt) + np.asarray(b, dt)
+
+
 # --------------------------------------------------------------------------- dense
 def dense_forward(x, w, b, activation="linear"):
     """``z = x @ w + b``, ``y = act(z)``; x (N, D), w (D, U), b (U,)."""

@@ -299,6 +299,14 @@ def test_global_avgpool(K, rng):
     K.close(K.global_avgpool_backward(K.asarray(dy), ctx), R.global_avgpool_backward(dy, ctxr), elementwise=True)
 
 
+@pytest.mark.parametrize("dtype", [F32, np.float64])
+def test_add(K, rng, dtype):
+    a, b = randn(rng, 3, 5, 4, 2, dtype=dtype), randn(rng, 3, 5, 4, 2, dtype=dtype)
+    got = K.np(K.add(K.asarray(a), b))
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, a + b)  # one rounding per element: exact everywhere
+
+
 # --------------------------------------------------------------------------- dense, activations
 def test_dense_random_sizes(K):
     @examples(4)
@@ -592,6 +600,8 @@ BAD_CALLS = {
     "batchnorm gamma": (ShapeError, lambda B: B.batchnorm_forward(_ones(4, 3), _ones(2), _ones(3), _ones(3),
                                                                  _ones(3), 0.9, 1e-3, True)),
     "dropout rate": (ConfigError, lambda B: B.dropout_forward(_ones(4, 3), 1.0, 0)),
+    "add shapes": (ShapeError, lambda B: B.add(_ones(2, 3), _ones(3, 2))),
+    "add complex": (DTypeError, lambda B: B.add(_ones(2, 3), _ones(2, 3, dtype=complex))),
     "loss kind": (ConfigError, lambda B: B.loss_forward("hinge", _ones(2, 1), _ones(2), None, False)),
     "loss targets": (ShapeError, lambda B: B.loss_forward("mse", _ones(2, 3), _ones(2, 2), None, False)),
     "loss weights": (ShapeError, lambda B: B.loss_forward("mse", _ones(2, 1), _ones(2, 1), _ones(3), False)),

@@ -117,9 +117,11 @@ def test_every_option_in_help_has_a_sentence_and_its_default():
 
 def test_resume_continues_from_the_checkpoint_and_patience_needs_validation(npz, tmp_path):
     ckpt = tmp_path / "run.ckpt"
-    rc, out, err = tinycnn("train", "--data", npz, "--epochs", "1", "--checkpoint", ckpt, "--quiet")
+    # one model: an ensemble writes one checkpoint per model (tests/test_recipe.py resumes those)
+    rc, out, err = tinycnn("train", "--data", npz, "--epochs", "1", "--ensemble", "1", "--checkpoint", ckpt, "--quiet")
     assert rc == 0 and ckpt.exists(), err
-    rc, out, err = tinycnn("train", "--data", npz, "--epochs", "2", "--checkpoint", ckpt, "--resume", "--patience", "3")
+    rc, out, err = tinycnn("train", "--data", npz, "--epochs", "2", "--ensemble", "1", "--checkpoint", ckpt, "--resume",
+                           "--patience", "3")
     assert rc == 0, err
     assert "Epoch 2/2 - loss: " in out and "Epoch 1/2" not in out
     no_val = tmp_path / "noval.npz"
@@ -384,6 +386,6 @@ def test_medmnist_example_on_a_generated_file(tmp_path, classes):
     spec = importlib.util.spec_from_file_location("train_medmnist", ROOT / "examples" / "train_medmnist.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    r = mod.run(str(tmp_path / "m.npz"), epochs=12, batch_size=32, patience=4, verbose=0)
+    r = mod.run(str(tmp_path / "m.npz"), epochs=12, ensemble=1, verbose=0)  # one model: the CI budget
     assert r["task"] == ("binary" if classes == 2 else "multiclass")
     assert r["auc"] > 0.9 and r["accuracy"] > 0.8, r

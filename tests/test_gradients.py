@@ -130,3 +130,35 @@ def test_gradcheck_command_passes_and_prints_a_table(capsys):
     assert main(["gradcheck"]) == 0
     out = capsys.readouterr().out
     assert "Conv2D" in out and "model + sparse_categorical_crossentropy" in out and "yes" in out
+
+
+# --------------------------------------------------------------------------- composite layers
+@pytest.mark.parametrize("backend_name", ["numpy", "cpu"])
+@pytest.mark.parametrize("filters, strides, shape", [
+    (2, 1, (3, 5, 6, 2)),       # identity shortcut
+    (3, 1, (3, 5, 6, 2)),       # 1x1 projection: more channels
+    (3, 2, (2, 7, 5, 2)),       # projection with stride 2, odd sizes
+    (2, (2, 1), (2, 6, 5, 2)),  # unequal strides
+])
+def test_residual_block_gradients(backend_name, filters, strides, shape):
+    from tinycnn.layers import ResidualBlock
+
+    res = gradcheck(ResidualBlock(filters, strides=strides, momentum=0.9), _x(4, shape), backend_name=backend_name)
+    assert res.ok(TOL), res.errors
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "cpu"])
+@pytest.mark.parametrize("flips", [(), ("horizontal", "vertical")])
+def test_ensemble_of_residual_models_gradients(backend_name, flips):
+    """A whole model whose one layer averages two members, each with a residual block (and, at
+    inference, where the model gradient is checked, over flipped views of the images)."""
+    from tinycnn.layers import Ensemble, ResidualBlock
+
+    def member():
+        return Sequential([Conv2D(2, 3, input_shape=(6, 5, 2)), BatchNormalization(), ResidualBlock(3, strides=2),
+                           GlobalAveragePooling2D(), Dense(3, activation="softmax")])
+
+    model = Sequential([Ensemble([member(), member()], flips=flips)])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    res = gradcheck(model, _x(5, (3, 6, 5, 2)), np.array([0, 2, 1]), backend_name=backend_name)
+    assert res.ok(TOL), res.errors

@@ -1,5 +1,6 @@
 """Training callbacks (Keras names): History, EarlyStopping, ModelCheckpoint,
-ReduceLROnPlateau, CSVLogger. A callback sees the model and each epoch's ``logs`` dict."""
+ReduceLROnPlateau, CSVLogger, and the learning-rate schedule CosineDecay. A callback sees the
+model and each epoch's ``logs`` dict."""
 
 import csv
 import math
@@ -173,3 +174,63 @@ class CSVLogger(Callback):
             w.writerow([epoch] + [np.format_float_positional(float(logs[k]), precision=8)
                                   for k in keys])
             f.flush()
+
+
+class CosineDecay(Callback):
+    """Learning rate per optimizer step: linear warm-up, then a half cosine down to
+    ``alpha * learning_rate`` (SGDR without restarts; with a warm-up, the one-cycle shape).
+
+    For the optimizer step ``s = 1, 2, ...`` (``s = optimizer.iterations + 1``)::
+
+        lr(s) = learning_rate * s / warmup_steps                          s <= warmup_steps
+        lr(s) = learning_rate * (alpha + (1 - alpha) (1 + cos(pi f)) / 2)  after,
+                f = min(1, (s - warmup_steps) / (total_steps - warmup_steps))
+
+    The step count comes from the optimizer, so a run resumed from a checkpoint continues
+    the same schedule. It overrides the optimizer's learning rate; do not combine it with
+    :class:`ReduceLROnPlateau`.
+
+    Parameters
+    ----------
+    learning_rate : float
+        The peak rate (reached at the end of the warm-up).
+    total_steps : int
+        Optimizer steps of the whole run (epochs x batches per epoch).
+    warmup_steps : int
+    alpha : float
+        The final rate as a fraction of ``learning_rate``.
+    """
+
+    def __init__(self, learning_rate, total_steps, warmup_steps=0, alpha=0.0):
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+            raise ConfigError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        for v, n in ((total_steps, "total_steps"), (warmup_steps, "warmup_steps")):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ConfigError(f"{n} must be a non-negative int, got {v!r}")
+        if total_steps < 1 or warmup_steps >= total_steps:
+            raise ConfigError(f"need 0 <= warmup_steps < total_steps, got {warmup_steps} and {total_steps}")
+        if not 0 <= alpha < 1:
+            raise ConfigError(f"alpha must be in [0, 1), got {alpha!r}")
+        self.learning_rate, self.alpha = float(learning_rate), float(alpha)
+        self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+
+    def rate(self, step):
+        """The learning rate of optimizer step ``step`` (1-based)."""
+        if step <= self.warmup_steps:
+            return self.learning_rate * step / self.warmup_steps
+        f = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
+        return self.learning_rate * (self.alpha + (1 - self.alpha) * 0.5 * (1 + math.cos(math.pi * f)))
+
+    def _set(self):
+        # the last step of a cosine without alpha would get lr 0 exactly (Adam accepts no 0)
+        self.model.optimizer.learning_rate = max(self.rate(self.model.optimizer.iterations + 1), 1e-12)
+
+    def on_train_begin(self, logs=None):
+        self._set()
+
+    def on_batch_end(self, batch, logs=None):
+        self._set()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.model.optimizer.learning_rate

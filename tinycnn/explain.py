@@ -21,7 +21,7 @@ import numpy as np
 
 from . import backend
 from .errors import ConfigError, InvalidValueError, ShapeError
-from .layers import Conv2D
+from .layers import Conv2D, ResidualBlock
 
 BATCH = 32
 
@@ -34,10 +34,11 @@ _INFERNO_ANCHORS = np.array(
 
 # ------------------------------------------------------------------ model plumbing
 def _layer_index(model, layer):
-    """Index of ``layer`` (name, index, layer object or None: the last Conv2D) in ``model``."""
+    """Index of ``layer`` (name, index, layer object or None: the last Conv2D or ResidualBlock)
+    in ``model``."""
     layers = model.layers
     if layer is None:
-        convs = [i for i, lay in enumerate(layers) if isinstance(lay, Conv2D)]
+        convs = [i for i, lay in enumerate(layers) if isinstance(lay, (Conv2D, ResidualBlock))]
         if not convs:
             raise ConfigError("the model has no Conv2D layer; pass layer= a layer with (H, W, C) outputs")
         return convs[-1]
@@ -54,6 +55,15 @@ def _layer_index(model, layer):
         if lay is layer:
             return i
     raise ConfigError(f"layer must be a name, an index or a layer of this model, got {layer!r}")
+
+
+def _ensemble_members(model):
+    """The member models of a ``Sequential([Ensemble(...)])``, else None."""
+    from .layers import Ensemble
+
+    if len(model.layers) == 1 and isinstance(model.layers[0], Ensemble):
+        return model.layers[0].members
+    return None
 
 
 def _check_images(model, images):
@@ -151,7 +161,9 @@ def grad_cam(model, images, layer=None, class_index=None):
     the output activation. The CAM is upsampled bilinearly to the input size (pixel centres
     aligned) and divided by its maximum. With global average pooling followed by a Dense
     head, ``w`` is the Dense weight divided by h*w, so Grad-CAM equals the class activation
-    map (Zhou et al., 2016) up to a positive factor.
+    map (Zhou et al., 2016) up to a positive factor. For an ensemble
+    (``Sequential([Ensemble(...)])``) the map is the mean of its members' maps, each for the
+    class the ensemble predicts, divided by its maximum.
 
     Runs in inference mode (batch norm uses its moving statistics, dropout is off) in batches
     of 32; weights, optimizer state, batch-norm statistics and ``layer.grads`` are unchanged
@@ -164,7 +176,7 @@ def grad_cam(model, images, layer=None, class_index=None):
         As the model takes them.
     layer : str, int, Layer or None
         The layer whose output is explained; any layer with (h, w, K) outputs. Default: the
-        last Conv2D.
+        last Conv2D or ResidualBlock.
     class_index : int, (N,) ints or None
         The class explained. Default: for a single sigmoid output the positive class (1), else
         the predicted class of each image.
@@ -175,6 +187,12 @@ def grad_cam(model, images, layer=None, class_index=None):
         0 where no location raises the class score (an all-zero map stays zero).
     """
     images = _check_images(model, images)
+    members = _ensemble_members(model)
+    if members:
+        # the mean of the members' maps, each for the class the ensemble predicts
+        if class_index is None and model.output_shape[-1] > 1:
+            class_index = model.predict(images, batch_size=BATCH).argmax(axis=1)
+        return _normalise(np.mean([grad_cam(m, images, layer, class_index) for m in members], axis=0))
     k = _layer_index(model, layer)
     if len(model.layers[k].output_shape) != 3:
         raise ConfigError(f"layer {model.layers[k].name!r} has outputs of shape {model.layers[k].output_shape}; "

@@ -1,6 +1,7 @@
 """Numerical gradient checks: every analytic gradient against central finite differences.
 
-The check runs in float64 on the reference (NumPy) backend. For a layer it uses the scalar
+The check runs in float64 on the reference (NumPy) backend by default (``backend_name='cpu'``
+checks the Numba kernels the same way). For a layer it uses the scalar
 ``L = sum(y * r)`` with a fixed random ``r`` (so ``dy = r``); for a model, the model's own
 loss on given labels. Each parameter and the input are compared element by element (or, for
 tensors larger than ``max_elements``, along random directions, as Chainer's
@@ -66,7 +67,7 @@ def _check_tensor(t, grad, f, h, max_elements, n_directions, rng):
     return _rel_err(np.array(an), np.array(nu))
 
 
-def gradcheck(target, x, y=None, h=1e-6, max_elements=400, n_directions=20, seed=0):
+def gradcheck(target, x, y=None, h=1e-6, max_elements=400, n_directions=20, seed=0, backend_name="numpy"):
     """Check every parameter and input gradient of a layer or a compiled model.
 
     Parameters
@@ -80,6 +81,8 @@ def gradcheck(target, x, y=None, h=1e-6, max_elements=400, n_directions=20, seed
     max_elements : int
         Tensors up to this size are checked element by element, larger ones along
         ``n_directions`` random directions.
+    backend_name : str
+        The backend whose kernels are checked ('numpy', the reference, by default).
 
     Returns
     -------
@@ -90,7 +93,7 @@ def gradcheck(target, x, y=None, h=1e-6, max_elements=400, n_directions=20, seed
     # a stream of its own, so r and the directions never coincide with inputs drawn from `seed`
     rng = np.random.default_rng([seed, 0x6772616463686B])
     x = np.array(x, dtype=np.float64)
-    with backend.use_backend("numpy"):
+    with backend.use_backend(backend_name):
         if isinstance(target, Sequential):
             return _check_model(target, x, y, h, max_elements, n_directions, rng)
         return _check_layer(target, x, h, max_elements, n_directions, rng)
@@ -161,11 +164,13 @@ def _suite_cases():
         Conv2D,
         Dense,
         Dropout,
+        Ensemble,
         Flatten,
         GlobalAveragePooling2D,
         LeakyReLU,
         MaxPooling2D,
         ReLU,
+        ResidualBlock,
         Sigmoid,
         Softmax,
         Tanh,
@@ -193,6 +198,11 @@ def _suite_cases():
         ("Dropout 0.3", lambda: Dropout(0.3), (3, 4, 4, 2), None),
         ("ReLU", ReLU, (3, 5), None), ("LeakyReLU", LeakyReLU, (3, 5), None),
         ("Sigmoid", Sigmoid, (3, 5), None), ("Tanh", Tanh, (3, 5), None), ("Softmax", Softmax, (3, 5), None),
+        ("ResidualBlock (identity shortcut)", lambda: ResidualBlock(2), (2, 5, 6, 2), None),
+        ("ResidualBlock s=2 (projection)", lambda: ResidualBlock(3, strides=2), (2, 7, 5, 2), None),
+        ("Ensemble of 2 models", lambda: Ensemble([Sequential([Conv2D(2, 3, input_shape=(5, 5, 2)), Flatten(),
+                                                                Dense(3, activation="softmax")]) for _ in range(2)]),
+         (2, 5, 5, 2), None),
     ]
 
     def model(loss, k, head):

@@ -13,9 +13,10 @@ import time
 import warnings
 
 from . import distributed
-from .errors import ConfigError, DataError
-from .layers import BatchNormalization, Conv2D, Dense, Dropout, GlobalAveragePooling2D, MaxPooling2D
+from .errors import DataError
+from .layers import BatchNormalization, Conv2D, Dropout, GlobalAveragePooling2D, MaxPooling2D
 from .models import Sequential
+from .recipe import output_layer
 
 
 # ------------------------------------------------------------------ the model
@@ -53,14 +54,7 @@ def diagnosis_model(input_shape, num_classes=2, task="binary", width=16, batchno
     layers.append(GlobalAveragePooling2D())
     if dropout:
         layers.append(Dropout(dropout))
-    if task == "binary":
-        layers.append(Dense(1, activation="sigmoid"))
-    elif task == "multiclass":
-        layers.append(Dense(num_classes, activation="softmax"))
-    elif task == "multilabel":
-        layers.append(Dense(num_classes, activation="sigmoid"))
-    else:
-        raise ConfigError(f"task must be 'binary', 'multiclass' or 'multilabel', got {task!r}")
+    layers.append(output_layer(num_classes, task))
     return Sequential(layers, name="diagnosis_cnn")
 
 
@@ -76,10 +70,15 @@ def loss_for(task):
 
 
 # ------------------------------------------------------------------ training
-def train(splits, epochs=10, batch_size=32, learning_rate=1e-3, class_weight=None, augment=None,
+def train(splits, epochs=None, batch_size=None, learning_rate=None, class_weight=None, augment="recipe",
           model=None, out=None, verbose=1, seed=0, callbacks=None, checkpoint=None, resume=None, patience=None,
-          positive_class=None, target_sensitivity=None):
+          positive_class=None, target_sensitivity=None, ensemble=None, recipe=None):
     """Train a diagnosis model on ``splits`` (a :class:`tinycnn.data.DataSplits`).
+
+    Settings left None, the architecture (``model=None``) and the augmentation
+    (``augment='recipe'``; None for none) come from ``recipe``, by default
+    :func:`tinycnn.recipe.for_data` of the data; ``ensemble=K`` trains K models from
+    different seeds and averages them in one model (see :func:`tinycnn.recipe.fit`).
 
     Binary tasks: the model's output is the probability of ``positive_class`` (default: the
     class not named like a negative finding, see :mod:`tinycnn.clinical.positive`; a
@@ -94,29 +93,34 @@ def train(splits, epochs=10, batch_size=32, learning_rate=1e-3, class_weight=Non
     """
     from . import callbacks as C
     from . import clinical
+    from . import recipe as recipes
     from .optimizers import Adam
-    from .random import set_random_seed
 
     if splits.train is None:
         raise DataError(f"{splits.source or 'the data'} has no training part")
     data, (splits, positive) = splits, clinical.training_view(splits, positive_class, target_sensitivity)
     _say_default_positive(positive)
-    set_random_seed(seed)
     x, y = splits.train
-    if model is None:
-        model = diagnosis_model(tuple(x.shape[1:]), splits.num_classes, splits.task)
-    model.compile(Adam(learning_rate), loss_for(splits.task),
+    if model is not None and ensemble is None:
+        ensemble = 1
+    r = (recipe or recipes.for_data(data)).replace(epochs=epochs, batch_size=batch_size,
+                                                   learning_rate=learning_rate, ensemble=ensemble)
+    metadata = {"image_size": list(x.shape[1:3]), "channels": int(x.shape[3]), "task": splits.task,
+                "class_names": [str(c) for c in splits.class_names], "value_range": [0.0, 1.0],
+                "recipe": r.to_dict()}
+
+    def compile_model(m):
+        m.compile(Adam(r.learning_rate), loss_for(splits.task),
                   metrics=["accuracy", "auc"] if splits.task != "multilabel" else ["auc"])
-    model.metadata = {"image_size": list(x.shape[1:3]), "channels": int(x.shape[3]), "task": splits.task,
-                      "class_names": [str(c) for c in splits.class_names], "value_range": [0.0, 1.0]}
+        m.metadata = dict(metadata)
+
     cbs = list(callbacks or [])
     if splits.val is not None and patience:
         # on the validation loss, not AUC: AUC saturates at 1.0 early while calibration still improves
         cbs.append(C.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
     t0 = time.perf_counter()
-    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=splits.val,
-                        class_weight=class_weight, augment=augment, verbose=verbose, callbacks=cbs,
-                        checkpoint=checkpoint, resume=resume)
+    model, history = recipes.fit(r, splits, compile_model, seed=seed, model=model, augment=augment, callbacks=cbs,
+                                 checkpoint=checkpoint, resume=resume, class_weight=class_weight, verbose=verbose)
     model.metadata["train_seconds"] = round(time.perf_counter() - t0, 1)
     model.metadata.update(clinical.semantics(model, data, splits, positive, target_sensitivity))
     model.metadata["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}

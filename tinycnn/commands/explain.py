@@ -30,7 +30,8 @@ def add(sub):
     p.add_argument("--method", choices=METHODS, default="gradcam",
                    help="gradcam: where the last convolution layer found evidence; saliency / smoothgrad: which "
                         "pixels change the score most (default %(default)s)")
-    p.add_argument("--layer", default=None, help="the layer gradcam explains (default: the last Conv2D)")
+    p.add_argument("--layer", default=None,
+                   help="the layer gradcam explains (default: the last Conv2D or ResidualBlock)")
     p.add_argument("--alpha", type=probability, default=0.4, help="heatmap opacity in [0, 1] (default %(default)s)")
     add_threshold(p)
     add_verbosity(p)

@@ -18,6 +18,7 @@ from .. import backend
 from .. import random as tc_random
 from ..errors import TrainingError
 from ..layers import BatchNormalization
+from ..layers.composite import walk
 from .errors import DistributedError
 from .reducer import BUCKET_BYTES, GradientReducer
 from .sharding import RowView, bounds
@@ -89,7 +90,8 @@ class FitSession:
         model.gradient_hooks.append(self._sum_gradients)
         # batch norm over the global batch, whatever the layer's own `synchronized` says: with
         # per-rank statistics a model would mean something else at every N
-        self._saved_bn = [(layer, layer.allreduce) for layer in model.layers if isinstance(layer, BatchNormalization)]
+        self._saved_bn = [(layer, layer.allreduce) for layer in walk(model.layers)  # composites' too
+                          if isinstance(layer, BatchNormalization)]
         for layer, _ in self._saved_bn:
             layer.allreduce = self._sum_arrays
         return layout["epoch"]

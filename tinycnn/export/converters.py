@@ -19,6 +19,8 @@ Otherwise :func:`register` a converter that calls :func:`convert` on the sublaye
 :func:`add` on the branches.
 """
 
+import numpy as np
+
 from ..activations import default_alpha
 from ..kernels import ACTIVATIONS
 from ..kernels.shapes import conv_geometry
@@ -28,6 +30,7 @@ from ..layers import (
     Conv2D,
     Dense,
     Dropout,
+    Ensemble,
     Flatten,
     GlobalAveragePooling2D,
     Layer,
@@ -179,6 +182,31 @@ def _dropout(g, layer, x):
 @register(Activation, ReLU, LeakyReLU, Sigmoid, Softmax, Tanh)
 def _activation(g, layer, x):
     return activation(g, x, layer.activation, layer.alpha)
+
+
+@register(Ensemble)
+def _ensemble(g, layer, x):
+    # as inference computes it: the mean over the members and the test-time flipped views
+    views = [x] + [_flip(g, x, f) for f in layer.flips]
+    outs = []
+    for member in layer.members:
+        for v in views:
+            for sub in member.layers:
+                v = convert(g, sub, v)
+            outs.append(v)
+    total = add(g, outs) if len(outs) > 1 else outs[0]
+    scale = g.weight("mean_scale", np.array(1.0 / len(outs)))
+    return Tensor(g.node("Mul", [total.name, scale], "mean"), total.layout, total.shape)
+
+
+def _flip(g, x, which):
+    """``x`` mirrored left-right ('horizontal') or top-bottom ('vertical'): a Slice with step -1."""
+    axis = {"NHWC": {"horizontal": 2, "vertical": 1}, "NCHW": {"horizontal": 3, "vertical": 2}}[x.layout][which]
+    ints = []
+    for name, value in (("starts", -1), ("ends", -(2**63)), ("axes", axis), ("steps", -1)):
+        ints.append(g.fresh(f"flip_{which}_{name}"))
+        g.initializers.append(g.numpy_helper.from_array(np.array([value], np.int64), ints[-1]))
+    return Tensor(g.node("Slice", [x.name, *ints], f"flip_{which}"), x.layout, x.shape)
 
 
 def _composite(g, layer, x):

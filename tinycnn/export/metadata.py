@@ -42,6 +42,12 @@ def _number(value, key):
     return repr(float(value))
 
 
+def _output_activation(last):
+    if getattr(last, "output_activation", None):  # an Ensemble: its members' (a mean of probabilities)
+        return str(last.output_activation)
+    return str(getattr(last, "activation", "linear")) if last.has_activation else "linear"
+
+
 def metadata_props(model):
     """The ``metadata_props`` of ``model``'s ONNX file, as a dict of strings sorted by key."""
     meta = model.metadata or {}
@@ -53,7 +59,7 @@ def metadata_props(model):
         "input_layout": "NHWC" if len(shape) == 3 else "ND",
         "input_dtype": "float32",
         "input_shape": json.dumps(shape),
-        "output_activation": str(getattr(last, "activation", "linear")) if last.has_activation else "linear",
+        "output_activation": _output_activation(last),
     }
     if len(shape) == 3:
         props["image_size"] = json.dumps(shape[:2])
