@@ -19,12 +19,12 @@ then renamed over the target.
 import hashlib
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from . import backend
 from ._archive import read_arrays
+from ._files import atomic_write
 from .errors import ModelFileError
 
 FORMAT = "tinycnn-model"
@@ -73,19 +73,8 @@ def _write(path, meta, arrays):
     payload = dict(arrays)
     payload["__meta__"] = np.frombuffer(meta_bytes, dtype=np.uint8)
     payload["__checksum__"] = np.frombuffer(_digest(meta_bytes, arrays).encode(), dtype=np.uint8)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tcnn", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)  # a file object: numpy adds no '.npz' suffix
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, suffix=".tcnn") as f:
+        np.savez(f, **payload)  # a file object: numpy adds no '.npz' suffix
 
 
 def save_model(model, path, include_optimizer=True):

@@ -85,8 +85,20 @@ class DataSplits:
         )
 
 
+class ClassNames:
+    """``num_classes`` and ``task`` of a single-label data set whose classes are ``class_names``."""
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def task(self):
+        return "binary" if self.num_classes == 2 else "multiclass"
+
+
 @dataclass(repr=False)
-class FolderData:
+class FolderData(ClassNames):
     """Images loaded from a folder with one sub-folder per class.
 
     Attributes
@@ -112,13 +124,6 @@ class FolderData:
     skipped: list = field(default_factory=list)
     patient_ids: list | None = None
 
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-    @property
-    def task(self):
-        return "binary" if self.num_classes == 2 else "multiclass"
 
     def __repr__(self):
         return (

@@ -16,7 +16,7 @@ from ..errors import DataError
 from . import preprocess
 from ._common import as_size, check_color
 from ._folders import mixed_size_error, scan_class_folders
-from .containers import FolderData, LazyImages
+from .containers import ClassNames, FolderData, LazyImages
 
 # Pillow's format plugins raise many exception types on malformed files.
 _PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
@@ -150,7 +150,7 @@ def _check_classes(path, class_names, y):
         raise DataError(f"{path}: no readable images in class folder(s) {empty}")
 
 
-class ImageFolderDataset(LazyImages):
+class ImageFolderDataset(ClassNames, LazyImages):
     """A folder of class sub-folders, read lazily: ``x[idx]`` decodes only the indexed files.
 
     Behaves like a float32 array of shape (N, H, W, C) (see :class:`LazyImages`), so a model's
@@ -205,14 +205,6 @@ class ImageFolderDataset(LazyImages):
         self.files = [str(files[i]) for i in kept]
         h, w = self.image_size or sizes[0]
         self.shape = (len(self.files), h, w, channels)
-
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-    @property
-    def task(self):
-        return "binary" if self.num_classes == 2 else "multiclass"
 
     def _read(self, indices):
         out = np.empty((len(indices),) + tuple(self.shape[1:]), np.float32)

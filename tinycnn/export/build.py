@@ -7,10 +7,9 @@ and softmax heads). Opset 13 and the IR version it needs (7): every ONNX Runtime
 from the model's layer names, metadata sorted, so exporting one model twice gives one file.
 """
 
-import os
-import tempfile
 
 from .. import __version__
+from .._files import atomic_write
 from .converters import convert
 from .errors import ExportError, import_onnx
 from .graph import Graph, Tensor
@@ -81,17 +80,5 @@ def to_onnx(model):
 def export_onnx(model, filepath):
     """Write ``model`` as an ONNX file at ``filepath`` (atomically: a temporary file, then a rename)."""
     data = to_onnx(model).SerializeToString()
-    path = os.fspath(filepath)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(filepath, suffix=".onnx") as f:
+        f.write(data)
