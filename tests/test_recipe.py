@@ -45,6 +45,11 @@ def test_small_sets_get_an_ensemble_and_large_ones_a_bounded_budget():
     # 100k images: one model, and training images presented stay within the budget
     big = recipe.for_data(_fake_sized(100_000, (28, 28, 3)))
     assert big.ensemble == 1 and big.epochs * 100_000 <= recipe.IMAGE_BUDGET
+    # in between: as many members as get MIN_ENSEMBLE_EPOCHS each, within the budget
+    mid = recipe.for_data(_fake_sized(5_000, (28, 28, 1)))
+    assert 1 < mid.ensemble < recipe.ENSEMBLE and mid.epochs >= recipe.MIN_ENSEMBLE_EPOCHS
+    assert mid.ensemble * mid.epochs * 5_000 <= recipe.IMAGE_BUDGET
+    assert (mid.ensemble + 1) * recipe.MIN_ENSEMBLE_EPOCHS * 5_000 > recipe.IMAGE_BUDGET
     # larger images cost more per step: fewer epochs, more pooling in the stem
     large = recipe.for_data(_fake_sized(2_000, (224, 224, 1)))
     assert large.pools == 4 and large.epochs * 2_000 * (224 * 224) <= recipe.IMAGE_BUDGET * 28 * 28

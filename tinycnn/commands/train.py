@@ -38,7 +38,8 @@ def add(sub):
                         "(default: on)")
     p.add_argument("--ensemble", type=positive_int, default=None, metavar="K",
                    help="train K models from different seeds and average them in one model file (default: the "
-                        "recipe's, 3 for small data sets, 1 for large ones)")
+                        "recipe's: as many, up to 7, as its image budget trains for 30 epochs or more each; 1 for "
+                        "large data sets)")
     p.add_argument("--patience", type=int_at_least(1), default=None, metavar="N",
                    help="stop when the validation loss has not improved for N epochs and keep the best "
                         "weights (default: train all epochs)")
